@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Install the Debian packages tasker's development set-up needs, but only the
+# ones that are missing. Called by `make setup`; safe to run any number of times.
+#
+# Needed for:
+#   libgirepository1.0-dev libcairo2-dev pkg-config gcc  building PyGObject and pycairo
+#   gir1.2-gtk-4.0                                       the GTK 4 typelibs (tasker.gtk, demo)
+#   xvfb xauth                                           headless display for tests and `make demo`
+#   python3 python3-venv python3-dev                     only when $PYTHON lacks them
+#
+# Environment:
+#   PYTHON             interpreter used for the venv (default: python3)
+#   SYSTEM_PACKAGES    override the base package list (space separated)
+#   SKIP_SYSTEM_DEPS=1 do nothing (non-Debian machines, pre-built CI images)
+set -euo pipefail
+
+PYTHON="${PYTHON:-python3}"
+BASE_PACKAGES="libgirepository1.0-dev libcairo2-dev pkg-config gir1.2-gtk-4.0 xvfb xauth gcc"
+read -r -a packages <<<"${SYSTEM_PACKAGES:-$BASE_PACKAGES}"
+
+log() { printf 'system-deps: %s\n' "$*" >&2; }
+
+if [[ "${SKIP_SYSTEM_DEPS:-0}" == 1 ]]; then
+    log "SKIP_SYSTEM_DEPS=1, not checking system packages"
+    exit 0
+fi
+
+if ! command -v dpkg >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+    log "not a Debian-like system (no dpkg/apt-get); make sure the equivalents of"
+    log "  ${packages[*]} and Python >= 3.11 with headers and venv are installed"
+    exit 0
+fi
+
+# Python itself: the interpreter, its venv support and its C headers.
+python_headers() {
+    "$PYTHON" -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+        >/dev/null 2>&1
+}
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+    packages+=(python3 python3-venv python3-dev)
+else
+    # On Debian `python3 -m venv` needs python3-venv, which ships ensurepip.
+    "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)
+    python_headers || packages+=(python3-dev)
+fi
+
+installed() {
+    dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed$'
+}
+missing=()
+for pkg in "${packages[@]}"; do
+    installed "$pkg" || missing+=("$pkg")
+done
+
+if ((${#missing[@]} > 0)); then
+    if ((EUID != 0)); then
+        log "missing Debian packages: ${missing[*]}"
+        log "run this as root, then re-run make:"
+        log "  apt-get update && apt-get install -y ${missing[*]}"
+        exit 1
+    fi
+    log "installing missing packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y "${missing[@]}"
+fi
+
+# Checks apt cannot fix when $PYTHON is not Debian's own python3.
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+    log "$PYTHON is not on PATH (set PYTHON=/path/to/python3.11+)"
+    exit 1
+fi
+if ! python_headers; then
+    log "Python.h not found for $("$PYTHON" -c 'import sys; print(sys.executable)')."
+    log "python3-dev only provides headers for Debian's own python3; install the"
+    log "development headers of this interpreter or set PYTHON=/usr/bin/python3"
+    exit 1
+fi
