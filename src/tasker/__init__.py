@@ -1,0 +1,110 @@
+"""tasker: background tasks for GTK applications.
+
+Run coroutines, threads and worker processes in the background, report
+their progress and get their results and errors back on the main thread.
+The global ``task_mgr`` is created on first use; importing tasker starts
+no thread and no process.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._context import ExecutionContext
+from ._dispatch import (
+    AsyncioDispatcher,
+    CallableDispatcher,
+    Dispatcher,
+    InlineDispatcher,
+    ThreadDispatcher,
+)
+from ._errors import (
+    CancelledError,
+    ManagerShutdownError,
+    RemoteTraceback,
+    SerializationError,
+    TaskerError,
+    TaskError,
+    TaskNotFinishedError,
+    TaskTimeoutError,
+    WorkerCrashedError,
+)
+from ._manager import TaskManager, TasksUpdatedSignal
+from ._task import Task, TaskKind, TaskStatus
+
+if TYPE_CHECKING:
+    from ._dispatch._glib import GLibDispatcher
+
+__all__ = [
+    "AsyncioDispatcher",
+    "CallableDispatcher",
+    "CancelledError",
+    "Dispatcher",
+    "ExecutionContext",
+    "GLibDispatcher",
+    "InlineDispatcher",
+    "ManagerShutdownError",
+    "RemoteTraceback",
+    "SerializationError",
+    "Task",
+    "TaskError",
+    "TaskKind",
+    "TaskManager",
+    "TaskNotFinishedError",
+    "TaskStatus",
+    "TaskTimeoutError",
+    "TaskerError",
+    "TasksUpdatedSignal",
+    "ThreadDispatcher",
+    "WorkerCrashedError",
+    "task_mgr",
+]
+
+__version__ = "0.1.0"
+
+
+class _GlobalTaskManager:
+    """The global manager: forwards to a ``TaskManager`` created on first use."""
+
+    __slots__ = ()
+
+    def _get(self) -> TaskManager:
+        global _manager
+        manager = _manager
+        if manager is None:
+            with _manager_lock:
+                if _manager is None:
+                    _manager = TaskManager()
+                manager = _manager
+        return manager
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+    def __iter__(self) -> Any:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __repr__(self) -> str:
+        return f"<tasker.task_mgr {'not yet created' if _manager is None else 'active'}>"
+
+
+import threading as _threading  # noqa: E402 - kept next to the global manager it guards
+
+_manager_lock = _threading.Lock()
+_manager: TaskManager | None = None
+
+#: The global ``TaskManager``, created on first use. Call ``task_mgr.configure(...)``
+#: before starting the first task to change its options.
+task_mgr: TaskManager = _GlobalTaskManager()  # type: ignore[assignment]
+
+
+def __getattr__(name: str) -> Any:
+    # GLibDispatcher needs PyGObject; import it only when asked for.
+    if name == "GLibDispatcher":
+        from ._dispatch._glib import GLibDispatcher
+
+        return GLibDispatcher
+    raise AttributeError(f"module 'tasker' has no attribute {name!r}")

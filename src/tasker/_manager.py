@@ -1,0 +1,782 @@
+"""TaskManager: starts tasks, tracks them, and delivers their news on the main thread."""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import inspect
+import logging
+import math
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack
+
+import blinker
+
+from ._context import ExecutionContext, ProgressReport
+from ._dispatch import Dispatcher, resolve_dispatcher
+from ._errors import ManagerShutdownError, TaskTimeoutError
+from ._task import StopReason, Task, TaskKind, TaskStatus
+
+if TYPE_CHECKING:
+    from gi.repository import Gio
+
+    from ._coroutines import LoopThread
+    from ._process import ProcessPool
+    from ._threads import ThreadPool
+
+__all__ = ["TaskManager", "TasksUpdatedSignal"]
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+logger = logging.getLogger("tasker")
+
+#: Longest stretch one main-thread drain may run before yielding to the main loop.
+_DRAIN_SLICE = 0.004
+
+_OPTIONS = frozenset(
+    {
+        "max_workers",
+        "max_threads",
+        "start_method",
+        "timeout",
+        "cancel_grace",
+        "initializer",
+        "initargs",
+        "update_rate",
+        "loop",
+        "worker_nice",
+    }
+)
+
+
+class TasksUpdatedSignal(blinker.Signal):
+    """The ``tasks_updated`` signal: a ``blinker.Signal`` that keeps its handlers alive.
+
+    ``connect`` holds a strong reference unless ``weak=True`` is passed, so a
+    local closure connected inside a set-up function keeps receiving updates.
+    """
+
+    def connect(self, receiver: Any, sender: Any = blinker.ANY, weak: bool = False) -> Any:
+        """Connect ``receiver(sender, tasks=[...], progress=float)``; strong by default."""
+        return super().connect(receiver, sender, weak)
+
+
+class TaskManager:
+    """Runs coroutine, thread and process tasks and reports on them on the main thread.
+
+    ``scheduler`` says where callbacks run: ``None`` (the GLib main loop when
+    PyGObject is installed, else a private dispatch thread), a dispatcher
+    from ``tasker``, an asyncio loop, or any callable ``scheduler(fn, *args)``
+    such as ``GLib.idle_add``. Nothing starts until the first task does.
+    """
+
+    def __init__(
+        self,
+        scheduler: Any = None,
+        *,
+        max_workers: int | None = None,
+        max_threads: int | None = None,
+        start_method: str | None = None,
+        timeout: float | None = None,
+        cancel_grace: float = 1.0,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        update_rate: float = 20.0,
+        loop: Any = None,
+        worker_nice: int = 5,
+    ) -> None:
+        self._scheduler = scheduler
+        self._options: dict[str, Any] = {}
+        self._apply_options(
+            max_workers=max_workers,
+            max_threads=max_threads,
+            start_method=start_method,
+            timeout=timeout,
+            cancel_grace=cancel_grace,
+            initializer=initializer,
+            initargs=initargs,
+            update_rate=update_rate,
+            loop=loop,
+            worker_nice=worker_nice,
+        )
+        self.tasks_updated = TasksUpdatedSignal(
+            "tasks_updated: handler(sender, tasks=[live tasks], progress=float)"
+        )
+        # The manager lock guards the task table, the key map, the inbox and the
+        # scheduling flags. It is only held for bookkeeping, never while user
+        # code or a backend call runs.
+        self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
+        self._tasks: dict[int, Task[Any]] = {}
+        self._keys: dict[Hashable, Task[Any]] = {}
+        self._undelivered = 0
+        self._done_since_idle = 0
+        self._inbox: deque[Callable[[], object]] = deque()
+        self._drain_scheduled = False
+        self._tick_scheduled = False
+        self._tick_urgent = False
+        self._last_tick = 0.0
+        self._dirty: list[ProgressReport] = []
+        self._started = False
+        self._shut_down = False
+        self._dispatcher: Dispatcher | None = None
+        self._owns_dispatcher = False
+        self._loop_thread: LoopThread | None = None
+        self._thread_pool: ThreadPool | None = None
+        self._process_pool: ProcessPool | None = None
+        self._async_tasks: dict[int, Any] = {}  # touched on the coroutine loop's thread only
+
+    # ----------------------------------------------------------------- options
+
+    def configure(self, **options: Any) -> None:
+        """Change manager options (the keyword arguments of the constructor) before first use.
+
+        Raises ``RuntimeError`` once a task has been started.
+        """
+        scheduler = options.pop("scheduler", self._scheduler)
+        with self._lock:
+            if self._started:
+                raise RuntimeError("configure() must be called before the first task starts")
+            self._apply_options(**options)
+            self._scheduler = scheduler
+
+    def _apply_options(self, **options: Any) -> None:
+        unknown = set(options) - _OPTIONS
+        if unknown:
+            raise TypeError(f"unknown manager option(s): {', '.join(sorted(unknown))}")
+        for name in ("max_workers", "max_threads"):
+            value = options.get(name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive int or None, not {value!r}")
+        if "timeout" in options:
+            _check_timeout(options["timeout"])
+        if "cancel_grace" in options:
+            _check_grace(options["cancel_grace"])
+        rate = options.get("update_rate", 20.0)
+        if not isinstance(rate, int | float) or not rate > 0 or not math.isfinite(rate):
+            raise ValueError(f"update_rate must be a positive number, not {rate!r}")
+        init = options.get("initializer")
+        if init is not None and not callable(init):
+            raise TypeError(f"initializer must be callable, not {type(init).__name__}")
+        self._options.update(options)
+
+    # ----------------------------------------------------------- starting tasks
+
+    def add_coroutine(
+        self,
+        coro_fn: Callable[[ExecutionContext, Unpack[Ts]], Awaitable[T]],
+        /,
+        *args: *Ts,
+        key: Hashable | None = None,
+        when_done: Callable[[Task[T]], object] | None = None,
+        when_event: Callable[[Task[T], str, Any], object] | None = None,
+        timeout: float | None = None,
+        cancel_grace: float | None = None,
+        **kwargs: Any,
+    ) -> Task[T]:
+        """Run ``await coro_fn(context, *args, **kwargs)`` on the manager's asyncio loop.
+
+        Positional arguments are type-checked against ``coro_fn``; other keyword
+        arguments pass through. ``cancel_grace`` is accepted for symmetry and
+        unused: a coroutine is cancelled at its next ``await``.
+        """
+        if not (inspect.iscoroutinefunction(coro_fn) or _is_async_callable(coro_fn)):
+            raise TypeError(
+                f"add_coroutine() needs an async def function, not {_describe(coro_fn)}; "
+                "use run_thread() or run_process() for plain functions"
+            )
+        task: Task[T] = self._new_task(
+            TaskKind.COROUTINE, key, when_done, when_event, timeout, cancel_grace
+        )
+        self._loop().call_soon(self._start_coroutine, task, coro_fn, args, kwargs)
+        return task
+
+    def run_thread(
+        self,
+        func: Callable[[ExecutionContext, Unpack[Ts]], T],
+        /,
+        *args: *Ts,
+        key: Hashable | None = None,
+        when_done: Callable[[Task[T]], object] | None = None,
+        when_event: Callable[[Task[T], str, Any], object] | None = None,
+        timeout: float | None = None,
+        cancel_grace: float | None = None,
+        **kwargs: Any,
+    ) -> Task[T]:
+        """Run ``func(context, *args, **kwargs)`` on a worker thread (shared memory, no pickling).
+
+        Cancellation is cooperative through ``context.is_cancelled()``; a
+        thread cannot be killed, so ``cancel_grace`` is unused.
+        """
+        _check_plain_function(func, "run_thread")
+        task: Task[T] = self._new_task(
+            TaskKind.THREAD, key, when_done, when_event, timeout, cancel_grace
+        )
+        self._threads().submit(functools.partial(self._run_thread_task, task, func, args, kwargs))
+        return task
+
+    def run_process(
+        self,
+        func: Callable[[ExecutionContext, Unpack[Ts]], T],
+        /,
+        *args: *Ts,
+        key: Hashable | None = None,
+        when_done: Callable[[Task[T]], object] | None = None,
+        when_event: Callable[[Task[T], str, Any], object] | None = None,
+        timeout: float | None = None,
+        cancel_grace: float | None = None,
+        **kwargs: Any,
+    ) -> Task[T]:
+        """Run ``func(context, *args, **kwargs)`` in a worker process.
+
+        ``func``, its arguments and its result must be picklable. A task asked
+        to stop that has not returned ``cancel_grace`` seconds later has its
+        worker killed and replaced.
+        """
+        _check_plain_function(func, "run_process")
+        task: Task[T] = self._new_task(
+            TaskKind.PROCESS, key, when_done, when_event, timeout, cancel_grace
+        )
+        grace = self._options["cancel_grace"] if cancel_grace is None else cancel_grace
+        self._processes().submit(task, func, args, kwargs, timeout=task.timeout, cancel_grace=grace)
+        return task
+
+    def _new_task(
+        self,
+        kind: TaskKind,
+        key: Hashable | None,
+        when_done: Callable[[Task[T]], object] | None,
+        when_event: Callable[[Task[T], str, Any], object] | None,
+        timeout: float | None,
+        cancel_grace: float | None,
+    ) -> Task[T]:
+        if key is not None:
+            hash(key)  # an unhashable key fails here, with Python's own TypeError
+        for name, callback in (("when_done", when_done), ("when_event", when_event)):
+            if callback is not None and not callable(callback):
+                raise TypeError(f"{name} must be callable, not {type(callback).__name__}")
+        _check_timeout(timeout)
+        if cancel_grace is not None:
+            _check_grace(cancel_grace)
+        report = ProgressReport(None)
+        report.notify = functools.partial(self._mark_dirty, report)
+        task: Task[T] = Task(
+            self,
+            kind,
+            key,
+            when_done,
+            when_event,
+            report,
+            timeout if timeout is not None else self._options["timeout"],
+        )
+        with self._lock:
+            if self._shut_down:
+                raise ManagerShutdownError("this TaskManager has been shut down")
+            if not self._started:
+                self._started = True
+                atexit.register(_shutdown_at_exit, weakref.ref(self))
+            previous = self._keys.get(task.key)
+            self._keys[task.key] = task
+            self._tasks[task.id] = task
+            self._undelivered += 1
+        if previous is not None:
+            # "Newest wins": the old owner of the key is cancelled, not awaited.
+            self._cancel(previous, StopReason.CANCEL)
+        self._post(None)
+        return task
+
+    # ------------------------------------------------------------- public queries
+
+    def cancel_task(self, key: Hashable) -> bool:
+        """Cancel the live task that owns ``key``; True if there was one to cancel."""
+        with self._lock:
+            task = self._keys.get(key)
+        return task is not None and self._cancel(task, StopReason.CANCEL)
+
+    def get_task(self, key: Hashable) -> Task[Any] | None:
+        """Return the live task that owns ``key``, or None."""
+        with self._lock:
+            return self._keys.get(key)
+
+    def __iter__(self) -> Iterator[Task[Any]]:
+        """Iterate over a snapshot of the live tasks, oldest first."""
+        with self._lock:
+            return iter(list(self._tasks.values()))
+
+    def __len__(self) -> int:
+        """Return the number of live tasks."""
+        with self._lock:
+            return len(self._tasks)
+
+    def has_tasks(self) -> bool:
+        """True while any task is live (not finished, or its ``when_done`` not yet run)."""
+        with self._lock:
+            return bool(self._tasks)
+
+    def get_overall_progress(self) -> float:
+        """Return the progress of all work since the manager was last idle (1.0 when idle).
+
+        Tasks finished meanwhile count as done, so the value never jumps back
+        when one of several tasks ends.
+        """
+        with self._lock:
+            return self._overall_progress()
+
+    def _overall_progress(self) -> float:
+        tasks = self._tasks.values()
+        count = self._done_since_idle + len(tasks)
+        if count == 0:
+            return 1.0
+        total = self._done_since_idle + sum(
+            1.0 if t._status.is_final else t._report.progress for t in tasks
+        )
+        return min(1.0, total / count)
+
+    def wait_until_settled(self, timeout: float | None = None) -> bool:
+        """Wait until every task has finished and its ``when_done`` has run.
+
+        On the main thread it keeps the main loop turning meanwhile. Returns
+        False if ``timeout`` seconds pass first.
+        """
+        pending = self._undelivered != 0 or self._inbox
+        if not pending:
+            return True
+        outcome = self._get_dispatcher().run_until(self._is_settled, timeout)
+        if outcome is not None:
+            return outcome
+        with self._settled:
+            return self._settled.wait_for(self._is_settled, timeout)
+
+    def _is_settled(self) -> bool:
+        return self._undelivered == 0 and not self._inbox and not self._drain_scheduled
+
+    # ------------------------------------------------------------- cancellation
+
+    def _cancel(self, task: Task[Any], reason: StopReason) -> bool:
+        with self._lock:
+            if task._status.is_final or task._stop_reason is not None:
+                return False
+            task._stop_reason = reason
+            task._cancel_flag[0] = 1
+            was_pending = task._status is TaskStatus.PENDING
+            cancellable = task._cancellable
+        if cancellable is not None:
+            cancellable.cancel()
+        if task.kind is TaskKind.PROCESS:
+            if self._process_pool is not None:
+                self._process_pool.cancel(task)
+        elif was_pending:
+            self._finish(task)
+        elif task.kind is TaskKind.COROUTINE:
+            self._loop().call_soon(self._cancel_coroutine, task)
+        return True
+
+    def _mark_timed_out(self, task: Task[Any]) -> bool:
+        """Record that ``task`` ran past its timeout; False if it is already stopping."""
+        with self._lock:
+            if task._status.is_final or task._stop_reason is not None:
+                return False
+            task._stop_reason = StopReason.TIMEOUT
+            task._cancel_flag[0] = 1
+            cancellable = task._cancellable
+        if cancellable is not None:
+            cancellable.cancel()
+        return True
+
+    # ------------------------------------------------- the state machine proper
+
+    def _mark_running(self, task: Task[Any]) -> bool:
+        """Move ``task`` from pending to running; False if it must not run."""
+        with self._lock:
+            if task._status is not TaskStatus.PENDING:
+                return False
+            stopping = task._stop_reason is not None
+            if not stopping:
+                task._status = TaskStatus.RUNNING
+        if stopping:
+            self._finish(task)
+            return False
+        self._post(None)
+        return True
+
+    def _finish(
+        self,
+        task: Task[Any],
+        *,
+        result: Any = None,
+        error: BaseException | None = None,
+        cancelled: bool = False,
+    ) -> None:
+        """Give ``task`` its one final status from its raw outcome and stop reason."""
+        with self._lock:
+            if task._status.is_final:
+                return
+            reason = task._stop_reason
+            if reason is StopReason.CANCEL or (cancelled and reason is None):
+                task._status = TaskStatus.CANCELLED
+            elif reason is StopReason.TIMEOUT:
+                timeout_error = TaskTimeoutError(task.timeout or 0.0)
+                timeout_error.__cause__ = error
+                task._error = timeout_error
+                task._status = TaskStatus.FAILED
+            elif error is not None:
+                task._error = error
+                task._status = TaskStatus.FAILED
+            else:
+                task._result = result
+                task._status = TaskStatus.COMPLETED
+            if self._keys.get(task.key) is task:
+                del self._keys[task.key]
+            callbacks, task._done_callbacks = task._done_callbacks, None
+            self._inbox.append(functools.partial(self._deliver_done, task))
+            schedule = not self._drain_scheduled
+            self._drain_scheduled = True
+        if callbacks:
+            for callback in callbacks:
+                _call_logged(callback, task)
+        if schedule:
+            self._get_dispatcher().call_soon(self._drain)
+
+    def _add_final_callback(self, task: Task[Any], callback: Callable[[Task[Any]], object]) -> None:
+        """Call ``callback(task)`` in the finishing thread once the task is final."""
+        with self._lock:
+            if not task._status.is_final:
+                if task._done_callbacks is None:
+                    task._done_callbacks = []
+                task._done_callbacks.append(callback)
+                return
+        callback(task)
+
+    # --------------------------------------------- delivery to the main thread
+
+    def _post(self, item: Callable[[], object] | None) -> None:
+        """Queue ``item`` for the main thread (None: just announce a change)."""
+        with self._lock:
+            if item is not None:
+                self._inbox.append(item)
+            if self._drain_scheduled:
+                return
+            self._drain_scheduled = True
+        self._get_dispatcher().call_soon(self._drain)
+
+    def _deliver_event(self, task: Task[Any], name: str, data: Any) -> None:
+        """Queue ``task.when_event(task, name, data)`` for the main thread, in order."""
+        if task.when_event is not None:
+            self._post(functools.partial(_call_logged, task.when_event, task, name, data))
+
+    def _drain(self) -> None:
+        """Run queued deliveries on the main thread, then emit ``tasks_updated`` once."""
+        deadline = time.monotonic() + _DRAIN_SLICE
+        inbox = self._inbox
+        while True:
+            with self._lock:
+                if not inbox:
+                    self._drain_scheduled = False
+                    break
+                item = inbox.popleft()
+            item()
+            if time.monotonic() >= deadline:
+                # Yield to the main loop (it may have a frame to draw); the
+                # drain stays scheduled, so nobody else schedules another.
+                self._get_dispatcher().call_soon(self._drain)
+                break
+        self._emit_tasks_updated()
+
+    def _deliver_done(self, task: Task[Any]) -> None:
+        with self._lock:
+            self._tasks.pop(task.id, None)
+            self._done_since_idle += 1
+        if task.when_done is not None:
+            _call_logged(task.when_done, task)
+        with self._lock:
+            self._undelivered -= 1
+            if self._undelivered == 0:
+                self._done_since_idle = 0
+                self._settled.notify_all()
+
+    def _mark_dirty(self, report: ProgressReport, urgent: bool = False) -> None:
+        """Called from any thread when a task's progress or message changes."""
+        with self._lock:
+            self._dirty.append(report)
+            if self._tick_scheduled and (self._tick_urgent or not urgent):
+                return
+            self._tick_scheduled = True
+            self._tick_urgent = urgent
+            delay = 0.0 if urgent else self._last_tick + self._interval() - time.monotonic()
+        dispatcher = self._get_dispatcher()
+        if delay > 0:
+            dispatcher.call_later(delay, self._tick)
+        else:
+            dispatcher.call_soon(self._tick)
+
+    def _interval(self) -> float:
+        return 1.0 / float(self._options["update_rate"])
+
+    def _tick(self) -> None:
+        """Deliver the latest progress and messages (at most ``update_rate`` times a second)."""
+        with self._lock:
+            self._tick_scheduled = False
+            self._tick_urgent = False
+            self._last_tick = time.monotonic()
+            dirty, self._dirty = self._dirty, []
+        if not dirty:
+            return  # an earlier tick (an urgent one, say) took these changes
+        for report in dirty:
+            report.dirty = False  # before the handlers read the values: see ProgressReport
+        self._emit_tasks_updated()
+
+    def _emit_tasks_updated(self) -> None:
+        with self._lock:
+            tasks = list(self._tasks.values())
+            progress = self._overall_progress()
+        for receiver in self.tasks_updated.receivers_for(self):
+            try:
+                receiver(self, tasks=tasks, progress=progress)
+            except Exception:
+                logger.exception("exception in a tasks_updated handler %r", receiver)
+
+    # ------------------------------------------------------------------ backends
+
+    def _get_dispatcher(self) -> Dispatcher:
+        dispatcher = self._dispatcher
+        if dispatcher is None:
+            with self._lock:
+                if self._dispatcher is None:
+                    self._dispatcher = resolve_dispatcher(self._scheduler)
+                    self._owns_dispatcher = self._dispatcher is not self._scheduler
+                dispatcher = self._dispatcher
+        return dispatcher
+
+    def _loop(self) -> LoopThread:
+        if self._loop_thread is None:
+            from ._coroutines import LoopThread
+
+            with self._lock:
+                if self._loop_thread is None:
+                    self._loop_thread = LoopThread(self._options["loop"])
+        return self._loop_thread
+
+    def _threads(self) -> ThreadPool:
+        if self._thread_pool is None:
+            from ._threads import ThreadPool
+
+            with self._lock:
+                if self._thread_pool is None:
+                    size = self._options["max_threads"] or min(32, (os.cpu_count() or 1) + 4)
+                    self._thread_pool = ThreadPool(size)
+        return self._thread_pool
+
+    def _processes(self) -> ProcessPool:
+        if self._process_pool is None:
+            from ._process import ProcessPool
+
+            with self._lock:
+                if self._process_pool is None:
+                    options = self._options
+                    self._process_pool = ProcessPool(
+                        self,
+                        max_workers=options["max_workers"],
+                        start_method=options["start_method"],
+                        initializer=options["initializer"],
+                        initargs=options["initargs"],
+                        update_rate=options["update_rate"],
+                        worker_nice=options["worker_nice"],
+                    )
+        return self._process_pool
+
+    def _local_context(self, task: Task[Any]) -> ExecutionContext:
+        return ExecutionContext(task._report, task._cancel_flag, 0, _LocalBackend(self, task))
+
+    def _local_cancellable(self, task: Task[Any]) -> Gio.Cancellable:
+        from gi.repository import Gio
+
+        with self._lock:
+            cancellable = task._cancellable
+            if cancellable is None:
+                cancellable = task._cancellable = Gio.Cancellable()
+            stopping = task._stop_reason is not None
+        if stopping:
+            cancellable.cancel()
+        return cancellable
+
+    # coroutine tasks: these run on the manager's asyncio loop thread
+
+    def _start_coroutine(
+        self,
+        task: Task[Any],
+        coro_fn: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        if not self._mark_running(task):
+            return
+        import asyncio
+
+        try:
+            awaitable = coro_fn(self._local_context(task), *args, **kwargs)
+        except BaseException as error:
+            self._finish(task, error=error)
+            return
+        loop = asyncio.get_running_loop()
+        self._async_tasks[task.id] = loop.create_task(self._run_coroutine(task, awaitable))
+        if task.timeout is not None:
+            loop.call_later(task.timeout, self._coroutine_timed_out, task)
+
+    async def _run_coroutine(self, task: Task[Any], awaitable: Awaitable[Any]) -> None:
+        import asyncio
+
+        try:
+            result = await awaitable
+        except asyncio.CancelledError:
+            self._finish(task, cancelled=True)
+        except BaseException as error:
+            self._finish(task, error=error)
+        else:
+            self._finish(task, result=result)
+        finally:
+            self._async_tasks.pop(task.id, None)
+
+    def _cancel_coroutine(self, task: Task[Any]) -> None:
+        handle = self._async_tasks.get(task.id)
+        if handle is not None:
+            handle.cancel()
+
+    def _coroutine_timed_out(self, task: Task[Any]) -> None:
+        if self._mark_timed_out(task):
+            self._cancel_coroutine(task)
+
+    # thread tasks: this runs on a pool thread
+
+    def _run_thread_task(
+        self,
+        task: Task[Any],
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        if not self._mark_running(task):
+            return
+        if task.timeout is not None:
+            self._loop().call_later(task.timeout, self._mark_timed_out, task)
+        try:
+            result = func(self._local_context(task), *args, **kwargs)
+        except BaseException as error:
+            self._finish(task, error=error)
+        else:
+            self._finish(task, result=result)
+
+    # ------------------------------------------------------------------ shutdown
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Cancel every task, stop workers and threads, and deliver the last callbacks.
+
+        Safe to call more than once and from any thread; also run at
+        interpreter exit. Afterwards starting a task raises
+        ``ManagerShutdownError``.
+        """
+        with self._lock:
+            if self._shut_down:
+                return
+            self._shut_down = True
+            live = list(self._tasks.values())
+        deadline = time.monotonic() + timeout
+        for task in live:
+            self._cancel(task, StopReason.CANCEL)
+        if self._process_pool is not None:
+            self._process_pool.shutdown(timeout)
+        if self._thread_pool is not None:
+            stuck = self._thread_pool.stop(max(0.0, deadline - time.monotonic()))
+            if stuck:
+                logger.warning(
+                    "%d thread task(s) ignored cancellation and are left running: %s",
+                    len(stuck),
+                    ", ".join(t.name for t in stuck),
+                )
+        if self._loop_thread is not None:
+            self._loop_thread.stop(max(0.1, deadline - time.monotonic()))
+        if self._dispatcher is not None:
+            # Let the final when_done callbacks run where they belong, if we can.
+            self.wait_until_settled(max(0.1, deadline - time.monotonic()))
+            if self._owns_dispatcher:
+                self._dispatcher.close()
+
+    def __enter__(self) -> TaskManager:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+
+class _LocalBackend:
+    """Context backend for coroutine and thread tasks, which share our memory."""
+
+    __slots__ = ("_manager", "_task")
+
+    def __init__(self, manager: TaskManager, task: Task[Any]) -> None:
+        self._manager = manager
+        self._task = task
+
+    def send_event(self, name: str, data: Any) -> None:
+        self._manager._deliver_event(self._task, name, data)
+
+    def flush(self) -> None:
+        self._manager._mark_dirty(self._task._report, urgent=True)
+
+    def cancellable(self) -> Gio.Cancellable:
+        return self._manager._local_cancellable(self._task)
+
+
+def _call_logged(callback: Callable[..., object], *args: Any) -> None:
+    try:
+        callback(*args)
+    except Exception:
+        logger.exception("exception in task callback %r", callback)
+
+
+def _shutdown_at_exit(ref: weakref.ref[TaskManager]) -> None:
+    manager = ref()
+    if manager is not None:
+        manager.shutdown(timeout=2.0)
+
+
+def _check_timeout(timeout: Any) -> None:
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"timeout must be a number of seconds or None, not {timeout!r}")
+    if not timeout > 0 or math.isnan(timeout):
+        raise ValueError(f"timeout must be above 0 seconds, not {timeout!r}")
+
+
+def _check_grace(grace: Any) -> None:
+    if isinstance(grace, bool) or not isinstance(grace, int | float):
+        raise TypeError(f"cancel_grace must be a number of seconds, not {grace!r}")
+    if not grace >= 0 or not math.isfinite(grace):
+        raise ValueError(f"cancel_grace must be 0 or more seconds, not {grace!r}")
+
+
+def _describe(obj: object) -> str:
+    if callable(obj):
+        return repr(getattr(obj, "__qualname__", type(obj).__name__))
+    return f"a {type(obj).__name__} (not callable)"
+
+
+def _is_async_callable(obj: object) -> bool:
+    call = getattr(obj, "__call__", None)  # noqa: B004 - async __call__ of a callable object
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+def _check_plain_function(func: object, method: str) -> None:
+    if not callable(func):
+        raise TypeError(f"{method}() needs a callable, not a {type(func).__name__}")
+    if inspect.iscoroutinefunction(func) or _is_async_callable(func):
+        raise TypeError(
+            f"{method}() needs a plain function, but {_describe(func)} is async; "
+            "use add_coroutine() for async def functions"
+        )
