@@ -79,6 +79,8 @@ class _GlobalTaskManager:
         return manager
 
     def __getattr__(self, name: str) -> Any:
+        if name in _STARTERS and _importing_main_in_child():
+            return functools.partial(_ignored_start, name)
         return getattr(self._get(), name)
 
     def __iter__(self) -> Any:
@@ -91,7 +93,40 @@ class _GlobalTaskManager:
         return f"<tasker.task_mgr {'not yet created' if _manager is None else 'active'}>"
 
 
-import threading as _threading  # noqa: E402 - kept next to the global manager it guards
+import functools  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+import threading as _threading  # noqa: E402
+
+_STARTERS = frozenset({"add_coroutine", "run_thread", "run_process"})
+
+
+def _importing_main_in_child() -> bool:
+    """True in a tasker worker process, or while a multiprocessing child imports ``__main__``.
+
+    Worker processes import the application's modules to find the task
+    functions in them; a script that starts tasks at module level (as the
+    quick start does) must not start them again inside every worker.
+    """
+    from . import _manager
+
+    if _manager.in_worker_process:
+        return True
+    mp_process = sys.modules.get("multiprocessing.process")
+    if mp_process is None:
+        return False
+    current = mp_process.current_process()
+    return bool(getattr(current, "_inheriting", False))
+
+
+def _ignored_start(method: str, func: Any, /, *args: Any, **kwargs: Any) -> Task[Any]:
+    logging.getLogger("tasker").debug(
+        "task_mgr.%s(%r) ignored: called while a worker process imports the main module",
+        method,
+        func,
+    )
+    return task_mgr._ignored_task(kwargs.get("key"))
+
 
 _manager_lock = _threading.Lock()
 _manager: TaskManager | None = None

@@ -36,6 +36,9 @@ Ts = TypeVarTuple("Ts")
 
 logger = logging.getLogger("tasker")
 
+#: Set by the worker-process bootstrap: the global ``task_mgr`` starts nothing there.
+in_worker_process = False
+
 #: Longest stretch one main-thread drain may run before yielding to the main loop.
 _DRAIN_SLICE = 0.004
 
@@ -289,6 +292,13 @@ class TaskManager:
             # "Newest wins": the old owner of the key is cancelled, not awaited.
             self._cancel(previous, StopReason.CANCEL)
         self._post(None)
+        return task
+
+    def _ignored_task(self, key: Hashable | None) -> Task[Any]:
+        """A task that never ran: what module-level starts inside a worker process get."""
+        report = ProgressReport(lambda: None)
+        task: Task[Any] = Task(self, TaskKind.THREAD, key, None, None, report)
+        task._status = TaskStatus.CANCELLED
         return task
 
     # ------------------------------------------------------------- public queries
