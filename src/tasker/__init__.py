@@ -69,13 +69,13 @@ class _GlobalTaskManager:
     __slots__ = ()
 
     def _get(self) -> TaskManager:
-        global _manager
-        manager = _manager
+        global _global_manager
+        manager = _global_manager
         if manager is None:
             with _manager_lock:
-                if _manager is None:
-                    _manager = TaskManager()
-                manager = _manager
+                if _global_manager is None:
+                    _global_manager = TaskManager()
+                manager = _global_manager
         return manager
 
     def __getattr__(self, name: str) -> Any:
@@ -90,7 +90,7 @@ class _GlobalTaskManager:
         return len(self._get())
 
     def __repr__(self) -> str:
-        return f"<tasker.task_mgr {'not yet created' if _manager is None else 'active'}>"
+        return f"<tasker.task_mgr {'not yet created' if _global_manager is None else 'active'}>"
 
 
 import functools  # noqa: E402
@@ -108,9 +108,9 @@ def _importing_main_in_child() -> bool:
     functions in them; a script that starts tasks at module level (as the
     quick start does) must not start them again inside every worker.
     """
-    from . import _manager
+    from ._manager import in_worker_process
 
-    if _manager.in_worker_process:
+    if in_worker_process:
         return True
     mp_process = sys.modules.get("multiprocessing.process")
     if mp_process is None:
@@ -129,7 +129,7 @@ def _ignored_start(method: str, func: Any, /, *args: Any, **kwargs: Any) -> Task
 
 
 _manager_lock = _threading.Lock()
-_manager: TaskManager | None = None
+_global_manager: TaskManager | None = None
 
 #: The global ``TaskManager``, created on first use. Call ``task_mgr.configure(...)``
 #: before starting the first task to change its options.

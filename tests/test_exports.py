@@ -1,0 +1,156 @@
+"""Pins the public surface, so the API changes only on purpose."""
+
+from __future__ import annotations
+
+import inspect
+
+import tasker
+
+EXPECTED_ALL = {
+    "AsyncioDispatcher",
+    "CallableDispatcher",
+    "CancelledError",
+    "Dispatcher",
+    "ExecutionContext",
+    "GLibDispatcher",
+    "InlineDispatcher",
+    "ManagerShutdownError",
+    "RemoteTraceback",
+    "SerializationError",
+    "Task",
+    "TaskError",
+    "TaskKind",
+    "TaskManager",
+    "TaskNotFinishedError",
+    "TaskStatus",
+    "TaskTimeoutError",
+    "TaskerError",
+    "TasksUpdatedSignal",
+    "ThreadDispatcher",
+    "WorkerCrashedError",
+    "task_mgr",
+}
+
+MANAGER_KEYWORDS = ["key", "when_done", "when_event", "timeout", "cancel_grace"]
+
+
+def test_all_is_pinned() -> None:
+    assert set(tasker.__all__) == EXPECTED_ALL
+    for name in tasker.__all__:
+        assert getattr(tasker, name) is not None
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    for name in tasker.__all__:
+        obj = getattr(tasker, name)
+        if name == "task_mgr":
+            continue
+        assert inspect.getdoc(obj), name
+        if inspect.isclass(obj):
+            for attr, member in vars(obj).items():
+                if attr.startswith("_") or not callable(member):
+                    continue
+                assert inspect.getdoc(member), f"{name}.{attr}"
+
+
+def test_task_starting_signatures() -> None:
+    for method in ("add_coroutine", "run_thread", "run_process"):
+        params = inspect.signature(getattr(tasker.TaskManager, method)).parameters
+        names = list(params)
+        assert names[:2] == ["self", names[1]]
+        assert params[names[1]].kind is inspect.Parameter.POSITIONAL_ONLY
+        assert params["args"].kind is inspect.Parameter.VAR_POSITIONAL
+        assert [n for n in names if n in MANAGER_KEYWORDS] == MANAGER_KEYWORDS
+        for keyword in MANAGER_KEYWORDS:
+            assert params[keyword].kind is inspect.Parameter.KEYWORD_ONLY
+            assert params[keyword].default is None
+        assert params["kwargs"].kind is inspect.Parameter.VAR_KEYWORD
+
+
+def test_manager_constructor_options() -> None:
+    params = inspect.signature(tasker.TaskManager).parameters
+    assert list(params) == [
+        "scheduler",
+        "max_workers",
+        "max_threads",
+        "start_method",
+        "timeout",
+        "cancel_grace",
+        "initializer",
+        "initargs",
+        "update_rate",
+        "loop",
+        "worker_nice",
+    ]
+
+
+def test_manager_methods() -> None:
+    for name in (
+        "cancel_task",
+        "get_task",
+        "has_tasks",
+        "get_overall_progress",
+        "wait_until_settled",
+        "shutdown",
+        "configure",
+        "__iter__",
+        "__len__",
+    ):
+        assert callable(getattr(tasker.TaskManager, name)), name
+
+
+def test_task_methods() -> None:
+    for name in (
+        "get_status",
+        "get_progress",
+        "get_message",
+        "result",
+        "exception",
+        "is_final",
+        "is_cancelled",
+        "cancel",
+        "__await__",
+    ):
+        assert callable(getattr(tasker.Task, name)), name
+
+
+def test_context_methods() -> None:
+    for name in (
+        "set_progress",
+        "set_total",
+        "set_message",
+        "is_cancelled",
+        "sub_context",
+        "send_event",
+        "flush",
+    ):
+        assert callable(getattr(tasker.ExecutionContext, name)), name
+    assert isinstance(tasker.ExecutionContext.cancellable, property)
+    params = inspect.signature(tasker.ExecutionContext.sub_context).parameters
+    assert list(params) == ["self", "base_progress", "progress_range", "total"]
+
+
+def test_status_values_compare_equal_to_strings() -> None:
+    assert [s.value for s in tasker.TaskStatus] == [
+        "pending",
+        "running",
+        "completed",
+        "failed",
+        "cancelled",
+    ]
+    assert tasker.TaskStatus.COMPLETED == "completed"
+
+
+def test_import_starts_nothing() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import threading, multiprocessing, tasker; "
+        "assert threading.active_count() == 1, threading.enumerate(); "
+        "assert not multiprocessing.active_children(); "
+        "assert tasker._global_manager is None; "
+        "print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "ok", out.stderr
