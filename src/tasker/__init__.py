@@ -29,11 +29,12 @@ from ._errors import (
     TaskTimeoutError,
     WorkerCrashedError,
 )
-from ._manager import TaskManager, TasksUpdatedSignal
+from ._manager import TaskManager
 from ._task import Task, TaskKind, TaskStatus
 
 if TYPE_CHECKING:
     from ._dispatch._glib import GLibDispatcher
+    from ._signal import TasksUpdatedSignal
 
 __all__ = [
     "AsyncioDispatcher",
@@ -137,9 +138,13 @@ task_mgr: TaskManager = _GlobalTaskManager()  # type: ignore[assignment]
 
 
 def __getattr__(name: str) -> Any:
-    # GLibDispatcher needs PyGObject; import it only when asked for.
+    # GLibDispatcher needs PyGObject, TasksUpdatedSignal blinker: import them when asked for.
     if name == "GLibDispatcher":
         from ._dispatch._glib import GLibDispatcher
 
         return GLibDispatcher
+    if name == "TasksUpdatedSignal":
+        from ._signal import TasksUpdatedSignal
+
+        return TasksUpdatedSignal
     raise AttributeError(f"module 'tasker' has no attribute {name!r}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import atexit
 import functools
-import inspect
 import logging
 import math
 import os
@@ -14,8 +13,6 @@ import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack
-
-import blinker
 
 from ._context import ExecutionContext, ProgressReport
 from ._dispatch import Dispatcher, resolve_dispatcher
@@ -27,9 +24,10 @@ if TYPE_CHECKING:
 
     from ._coroutines import LoopThread
     from ._process import ProcessPool
+    from ._signal import TasksUpdatedSignal
     from ._threads import ThreadPool
 
-__all__ = ["TaskManager", "TasksUpdatedSignal"]
+__all__ = ["TaskManager"]
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -56,18 +54,6 @@ _OPTIONS = frozenset(
         "worker_nice",
     }
 )
-
-
-class TasksUpdatedSignal(blinker.Signal):
-    """The ``tasks_updated`` signal: a ``blinker.Signal`` that keeps its handlers alive.
-
-    ``connect`` holds a strong reference unless ``weak=True`` is passed, so a
-    local closure connected inside a set-up function keeps receiving updates.
-    """
-
-    def connect(self, receiver: Any, sender: Any = blinker.ANY, weak: bool = False) -> Any:
-        """Connect ``receiver(sender, tasks=[...], progress=float)``; strong by default."""
-        return super().connect(receiver, sender, weak)
 
 
 class TaskManager:
@@ -108,7 +94,9 @@ class TaskManager:
             loop=loop,
             worker_nice=worker_nice,
         )
-        self.tasks_updated = TasksUpdatedSignal(
+        from ._signal import TasksUpdatedSignal  # blinker is imported on first use only
+
+        self.tasks_updated: TasksUpdatedSignal = TasksUpdatedSignal(
             "tasks_updated: handler(sender, tasks=[live tasks], progress=float)"
         )
         # The manager lock guards the task table, the key map, the inbox and the
@@ -189,7 +177,7 @@ class TaskManager:
         arguments pass through. ``cancel_grace`` is accepted for symmetry and
         unused: a coroutine is cancelled at its next ``await``.
         """
-        if not (inspect.iscoroutinefunction(coro_fn) or _is_async_callable(coro_fn)):
+        if not _is_async_callable(coro_fn):
             raise TypeError(
                 f"add_coroutine() needs an async def function, not {_describe(coro_fn)}; "
                 "use run_thread() or run_process() for plain functions"
@@ -778,6 +766,11 @@ def _describe(obj: object) -> str:
 
 
 def _is_async_callable(obj: object) -> bool:
+    """True for ``async def`` functions (partials too) and objects with an async ``__call__``."""
+    import inspect  # costs milliseconds at import time; tasks are started much later
+
+    if inspect.iscoroutinefunction(obj):
+        return True
     call = getattr(obj, "__call__", None)  # noqa: B004 - async __call__ of a callable object
     return call is not None and inspect.iscoroutinefunction(call)
 
@@ -785,7 +778,7 @@ def _is_async_callable(obj: object) -> bool:
 def _check_plain_function(func: object, method: str) -> None:
     if not callable(func):
         raise TypeError(f"{method}() needs a callable, not a {type(func).__name__}")
-    if inspect.iscoroutinefunction(func) or _is_async_callable(func):
+    if _is_async_callable(func):
         raise TypeError(
             f"{method}() needs a plain function, but {_describe(func)} is async; "
             "use add_coroutine() for async def functions"
