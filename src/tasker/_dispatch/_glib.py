@@ -85,8 +85,15 @@ class GLibDispatcher:
     def run_until(self, predicate: Callable[[], bool], timeout: float | None) -> bool | None:
         """Iterate the main context until ``predicate()`` holds or ``timeout`` passes.
 
-        Returns None, doing nothing, when another thread runs the context.
+        Returns None, doing nothing, when called off the thread that runs the
+        context (for the default context: the main thread), so callbacks never
+        run on a thread that merely waits for them.
         """
+        if (
+            self._context == GLib.MainContext.default()
+            and threading.current_thread() is not threading.main_thread()
+        ):
+            return None
         return iterate_until(self._context, predicate, timeout)
 
     def close(self) -> None:
