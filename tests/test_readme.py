@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import tasker
+import tasker.testing
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -29,7 +30,5 @@ def test_readme_imports_exist() -> None:
                 for alias in node.names:
                     assert hasattr(tasker, alias.name), alias.name
             if isinstance(node, ast.ImportFrom) and node.module == "tasker.testing":
-                import tasker.testing
-
                 for alias in node.names:
                     assert hasattr(tasker.testing, alias.name), alias.name
