@@ -1,0 +1,229 @@
+"""Message framing over a worker's stream socket.
+
+A frame is a fixed 8-byte header (kind, spare byte, segment count, tag), one
+little-endian 64-bit length per segment, then the segments. A segment is a
+pickle stream, a UTF-8 string or an out-of-band buffer; ``send_frame`` hands
+them all to one ``sendmsg`` call, so nothing is joined or copied in user
+space. ``FrameReader`` receives into one preallocated buffer and hands out
+views of it for small segments; a large segment is received straight into a
+``bytearray`` of its own (``recv_into``), which the unpickler then uses as the
+object's memory. The tag is the low 32 bits of the task id, so messages that
+arrive late for a finished task are recognised and dropped.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Any
+
+__all__ = [
+    "DONE_ERROR",
+    "DONE_OK",
+    "EVENT",
+    "INIT_FAILED",
+    "LOG",
+    "PROGRESS",
+    "READY",
+    "STOP",
+    "TASK",
+    "FrameReader",
+    "send_frame",
+]
+
+# Parent -> worker.
+TASK = 1
+STOP = 2
+# Worker -> parent.
+READY = 10
+INIT_FAILED = 11
+PROGRESS = 12
+EVENT = 13
+DONE_OK = 14
+DONE_ERROR = 15
+LOG = 16
+
+_HEADER = struct.Struct("<BxHI")
+HEADER_SIZE = _HEADER.size
+_LENGTH = struct.Struct("<Q")
+
+#: Segments up to this size are received into the shared reading buffer.
+INLINE_LIMIT = 64 * 1024
+#: The reading buffer; it must hold a frame's header, lengths and inline segments.
+_BUFFER_SIZE = 256 * 1024
+#: Frames with more segments than this are refused (the pickler keeps far fewer).
+MAX_SEGMENTS = 1024
+
+_prefixes: dict[int, struct.Struct] = {}
+
+
+def _prefix(count: int) -> struct.Struct:
+    packer = _prefixes.get(count)
+    if packer is None:
+        packer = _prefixes[count] = struct.Struct(f"<BxHI{count}Q")
+    return packer
+
+
+def send_frame(sock: socket.socket, kind: int, tag: int, segments: list[Any]) -> None:
+    """Send one frame; ``segments`` are bytes-like objects. Blocks until all is sent.
+
+    Callers serialise sends to one socket with a lock of their own.
+    """
+    lengths = [memoryview(s).nbytes if not isinstance(s, bytes) else len(s) for s in segments]
+    head = _prefix(len(segments)).pack(kind, len(segments), tag, *lengths)
+    total = len(head) + sum(lengths)
+    sent = sock.sendmsg([head, *segments])
+    if sent != total:
+        _send_rest(sock, [head, *segments], sent)
+
+
+def _send_rest(sock: socket.socket, parts: list[Any], sent: int) -> None:
+    # A stream socket may take part of a large message; go on from where it stopped.
+    views = [memoryview(p).cast("B") for p in parts]
+    while views:
+        while views and sent >= views[0].nbytes:
+            sent -= views[0].nbytes
+            views.pop(0)
+        if not views:
+            return
+        if sent:
+            views[0] = views[0][sent:]
+        sent = sock.sendmsg(views[:1024])
+
+
+class FrameReader:
+    """Reassembles frames from a stream socket.
+
+    ``feed()`` makes exactly one ``recv_into`` call (so after a selector said
+    the socket is readable it never blocks), then appends every frame it
+    completed to ``frames`` as ``(kind, tag, segments)``. The first two
+    segments of a frame, when small, are memoryviews of the reading buffer
+    and stay valid only until the next ``feed()``: consume ``frames`` before
+    feeding again. Other segments are ``bytearray`` objects of their own.
+    """
+
+    __slots__ = (
+        "_buf",
+        "_count",
+        "_end",
+        "_frame_start",
+        "_kind",
+        "_lengths",
+        "_owned",
+        "_owned_pos",
+        "_segments",
+        "_sock",
+        "_start",
+        "_tag",
+        "_view",
+        "frames",
+    )
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buf = bytearray(_BUFFER_SIZE)
+        self._view = memoryview(self._buf)
+        self._start = 0  # first unparsed byte
+        self._end = 0  # end of received data
+        self._frame_start = 0  # where the current frame's header starts
+        self._kind = -1  # -1: waiting for a header
+        self._tag = 0
+        self._count = 0  # segments in the current frame
+        self._lengths: tuple[int, ...] | None = None  # None: not read yet
+        # Segments so far: an int is an inline segment's offset in the buffer.
+        self._segments: list[int | bytearray] = []
+        self._owned: bytearray | None = None  # a large segment being received
+        self._owned_pos = 0
+        self.frames: list[tuple[int, int, list[Any]]] = []
+
+    def feed(self) -> bool:
+        """Receive once and parse; False at end of stream. May raise ``OSError``."""
+        owned = self._owned
+        if owned is not None:
+            pos = self._owned_pos
+            count = self._sock.recv_into(memoryview(owned)[pos:], len(owned) - pos)
+            if count == 0:
+                return False
+            pos += count
+            if pos < len(owned):
+                self._owned_pos = pos
+                return True
+            self._owned = None
+            self._segments.append(owned)
+            self._parse()
+            return True
+        if self._start == self._end and self._kind == -1:
+            self._start = self._end = self._frame_start = 0  # nothing pending: rewind for free
+        elif self._end == _BUFFER_SIZE:
+            self._compact()
+        count = self._sock.recv_into(self._view[self._end :])
+        if count == 0:
+            return False
+        self._end += count
+        self._parse()
+        return True
+
+    def _compact(self) -> None:
+        # Move the unfinished frame to the front. Its inline segments are kept
+        # as offsets until the frame is complete, so they can be moved too.
+        start = self._frame_start
+        keep = self._end - start
+        self._buf[:keep] = bytes(self._view[start : self._end])
+        self._segments = [s - start if isinstance(s, int) else s for s in self._segments]
+        self._start -= start
+        self._end = keep
+        self._frame_start = 0
+
+    def _parse(self) -> None:
+        view = self._view
+        while True:
+            if self._kind == -1:
+                if self._end - self._start < HEADER_SIZE:
+                    return
+                kind, count, tag = _HEADER.unpack_from(view, self._start)
+                if count > MAX_SEGMENTS:
+                    raise OSError(f"corrupt frame header: {count} segments")
+                self._frame_start = self._start
+                self._start += HEADER_SIZE
+                self._kind, self._count, self._tag = kind, count, tag
+                self._lengths = None if count else ()
+                self._segments = []
+            lengths = self._lengths
+            if lengths is None:
+                need = 8 * self._count
+                if self._end - self._start < need:
+                    return
+                lengths = self._lengths = struct.unpack_from(f"<{self._count}Q", view, self._start)
+                self._start += need
+            segments = self._segments
+            while len(segments) < self._count:
+                index = len(segments)
+                size = lengths[index]
+                if index < 2 and size <= INLINE_LIMIT:
+                    if self._end - self._start < size:
+                        return
+                    segments.append(self._start)
+                    self._start += size
+                    continue
+                owned = bytearray(size)
+                have = min(size, self._end - self._start)
+                if have:
+                    owned[:have] = view[self._start : self._start + have]
+                    self._start += have
+                if have < size:
+                    self._owned, self._owned_pos = owned, have
+                    return
+                segments.append(owned)
+            self.frames.append(
+                (
+                    self._kind,
+                    self._tag,
+                    [
+                        view[s : s + lengths[i]] if isinstance(s, int) else s
+                        for i, s in enumerate(segments)
+                    ],
+                )
+            )
+            self._kind = -1
+            if self._start == self._end:
+                return

@@ -1,0 +1,852 @@
+"""The parent side of the worker-process pool.
+
+Design (see also ``docs/architecture.md``):
+
+* Workers are started on demand, up to ``max_workers``, the first time a
+  task has no idle worker; they then stay. Each worker has its own stream
+  socket pair; there is no manager process and no shared queue.
+* A task is pickled in the submitting thread. If a worker is idle the same
+  thread sends it at once; otherwise it waits in a FIFO queue in this
+  process, and the listener thread sends it the moment a worker reports a
+  result (or becomes ready). One task per worker is in flight, so a queued
+  task can be cancelled without ever starting.
+* One listener thread, ``tasker-process-listener``, waits with a persistent
+  selector on every worker channel, every process sentinel and a wake-up
+  pipe. Its select timeout is the nearest deadline (a task timeout, a kill
+  after the cancel grace, or the shutdown deadline), so it never polls.
+* A worker's exit is seen from its sentinel at once: what it sent before
+  dying is drained and delivered, its task fails with ``WorkerCrashedError``
+  and a replacement is started.
+
+Locking: ``_lock`` guards the pool's bookkeeping (queue, idle list, worker
+table, deadlines, the flags region writes) and is held only for that; host
+methods, sends and process starts happen outside it. Each worker has a
+``send_lock`` held while one frame is written to it (and while its socket is
+closed, so no thread writes to a reused descriptor).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import pickle
+import selectors
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .._errors import ManagerShutdownError, SerializationError, TaskError, WorkerCrashedError
+from . import _channel as ch
+from ._flags import CancelFlags, FdArg
+from ._logging import handle_forwarded
+from ._pickling import describe_type, dump_call, load_exception, loads
+from ._worker import WorkerOptions
+from ._worker import main as worker_main
+
+if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
+    from multiprocessing.process import BaseProcess
+
+    from .._task import Task
+
+__all__ = ["ProcessPool"]
+
+logger = logging.getLogger("tasker")
+
+LISTENER_NAME = "tasker-process-listener"
+_WORKER_MODULE = "tasker._process._worker"
+#: Socket buffer size asked for on both ends of a channel: fewer system calls for large data.
+_SOCKET_BUFFER = 1 << 20
+
+# Job states.
+_QUEUED = 0  # in the queue
+_IN_WORKER = 1  # assigned to a worker (being sent, or running there)
+_DROPPED = 2  # cancelled while queued; skipped when it reaches the head of the queue
+_OVER = 3  # finished or forgotten
+
+
+class _Job:
+    """One submitted task on its way through the pool."""
+
+    __slots__ = (
+        "failure",
+        "grace",
+        "kill_at",
+        "killed",
+        "segments",
+        "state",
+        "tag",
+        "task",
+        "timeout",
+        "timeout_at",
+        "worker",
+    )
+
+    def __init__(
+        self, task: Task[Any], segments: list[Any], timeout: float | None, grace: float
+    ) -> None:
+        self.task = task
+        self.tag = task.id & 0xFFFFFFFF
+        self.segments: list[Any] | None = segments
+        self.timeout = timeout
+        self.grace = grace
+        self.state = _QUEUED
+        self.worker: _Worker | None = None
+        self.timeout_at: float | None = None
+        self.kill_at: float | None = None
+        self.killed = False
+        # An error found while the task ran (an event payload the parent could
+        # not unpickle); it replaces the task's outcome.
+        self.failure: BaseException | None = None
+
+
+class _Worker:
+    """The parent's record of one worker process."""
+
+    __slots__ = (
+        "alive",
+        "init_failed",
+        "job",
+        "pid",
+        "process",
+        "reader",
+        "ready",
+        "registered",
+        "send_lock",
+        "sentinel",
+        "slot",
+        "sock",
+    )
+
+    def __init__(self, slot: int, process: BaseProcess, sock: socket.socket) -> None:
+        self.slot = slot
+        self.process = process
+        self.pid: int = process.pid or 0
+        self.sentinel: int = process.sentinel
+        self.sock: socket.socket | None = sock
+        self.reader = ch.FrameReader(sock)
+        self.send_lock = threading.Lock()
+        self.ready = False
+        self.alive = True
+        self.registered = True  # channel registered with the selector
+        self.init_failed = False
+        self.job: _Job | None = None
+
+
+def default_start_method() -> str:
+    """forkserver on Linux (fork is unsafe once threads exist), spawn elsewhere."""
+    return "forkserver" if sys.platform.startswith("linux") else "spawn"
+
+
+class ProcessPool:
+    """A persistent pool of worker processes run for a host (the ``TaskManager``).
+
+    Nothing is started until the first ``submit``. All methods may be called
+    from any thread.
+    """
+
+    def __init__(
+        self,
+        host: Any,
+        *,
+        max_workers: int | None = None,
+        start_method: str | None = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        update_rate: float = 20.0,
+        worker_nice: int = 5,
+    ) -> None:
+        method = start_method or default_start_method()
+        if method not in multiprocessing.get_all_start_methods():
+            raise ValueError(
+                f"start_method {method!r} is not available here; choose one of "
+                f"{', '.join(multiprocessing.get_all_start_methods())}"
+            )
+        if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
+            raise ValueError(f"max_workers must be a positive int or None, not {max_workers!r}")
+        self._host = host
+        self._method = method
+        self._max_workers = max_workers or os.cpu_count() or 1
+        self._initializer = initializer
+        self._initargs = tuple(initargs)
+        self._update_rate = update_rate
+        self._nice = worker_nice
+
+        # Everything below is guarded by _lock (see the module docstring).
+        self._lock = threading.Lock()
+        self._jobs: dict[int, _Job] = {}  # queued and in-worker jobs by task id
+        self._queue: deque[_Job] = deque()  # may hold _DROPPED jobs
+        self._queued = 0  # live jobs in _queue
+        self._idle: list[_Worker] = []  # ready workers without a job; the last is the warmest
+        self._workers: dict[int, _Worker] = {}  # by slot, started or ready
+        self._free_slots = list(range(self._max_workers - 1, -1, -1))
+        self._to_spawn: list[int] = []  # slots the listener is to start workers in
+        self._starting = 0  # slots reserved or workers started but not yet ready
+        self._deadline_jobs: set[_Job] = set()  # jobs with a timeout_at or kill_at
+        self._init_failed = False  # stop starting workers until the next submit
+        self._closing = False
+        self._shutdown_at: float | None = None  # when shutdown kills what is left
+        self._listener: threading.Thread | None = None
+        self._flags: CancelFlags | None = None
+        self._wake_r = -1
+        self._wake_w = -1
+
+        # Owned by the listener thread.
+        self._selector: selectors.BaseSelector | None = None
+        self._context: BaseContext | None = None
+        self._started_forkserver = False
+        self._started_tracker = False
+
+    # ------------------------------------------------------------ the contract
+
+    def submit(
+        self,
+        task: Task[Any],
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        timeout: float | None,
+        cancel_grace: float,
+    ) -> None:
+        """Pickle the call here, then run it on an idle worker at once or queue it."""
+        try:
+            data, buffers = dump_call(fn, args, kwargs)
+        except SerializationError as error:
+            self._host._finish(task, error=error)
+            return
+        job = _Job(task, [data, *buffers], timeout, cancel_grace)
+        worker = None
+        wake = False
+        with self._lock:
+            if self._closing:
+                refused = True
+            else:
+                refused = False
+                if self._listener is None:
+                    self._start_listener_locked()
+                self._jobs[task.id] = job
+                if self._idle:
+                    worker = self._idle.pop()
+                    self._assign_locked(worker, job)
+                else:
+                    self._queue.append(job)
+                    self._queued += 1
+                    self._init_failed = False  # a new submit may try again
+                    wake = self._want_worker_locked()
+        if refused:
+            self._host._finish(task, error=ManagerShutdownError("the process pool is shut down"))
+        elif worker is not None:
+            self._dispatch(worker, job)
+        elif wake:
+            self._wake()
+
+    def cancel(self, task: Task[Any]) -> None:
+        """Drop a queued task, or flag a running one and schedule its kill after the grace."""
+        wake = dropped = False
+        with self._lock:
+            job = self._jobs.get(task.id)
+            if job is None:
+                return
+            if job.state == _QUEUED:
+                job.state = _DROPPED
+                self._queued -= 1
+                del self._jobs[task.id]
+                dropped = True
+            else:
+                wake = self._stop_job_locked(job)
+        if dropped:
+            self._host._finish(task)
+        elif wake:
+            self._wake()
+
+    def shutdown(self, timeout: float) -> None:
+        """Stop every worker (kill those still busy after ``timeout`` s) and release everything.
+
+        Idempotent. Queued tasks fail with ``ManagerShutdownError`` (a cancelled
+        one ends cancelled). Afterwards no worker, thread or descriptor is left;
+        a forkserver and resource tracker this pool started are stopped too.
+        """
+        idle: list[_Worker] = []
+        dropped: list[_Job] = []
+        with self._lock:
+            if not self._closing:
+                self._closing = True
+                dropped = [job for job in self._queue if job.state == _QUEUED]
+                for job in dropped:
+                    self._forget_locked(job)
+                self._queue.clear()
+                self._queued = 0
+                self._starting -= len(self._to_spawn)
+                self._free_slots.extend(self._to_spawn)
+                self._to_spawn.clear()
+                idle, self._idle = self._idle, []
+                self._shutdown_at = time.monotonic() + max(0.0, timeout)
+            listener = self._listener
+        for job in dropped:
+            self._host._finish(job.task, error=ManagerShutdownError("the process pool shut down"))
+        if listener is not None:
+            for worker in idle:
+                self._send_stop(worker)
+            self._wake()
+            if listener is threading.current_thread():
+                return  # called from a log handler on the listener: it finishes by itself
+            listener.join(max(0.0, timeout) + 5.0)
+            if listener.is_alive():
+                logger.error("tasker: the process listener did not stop; workers may be left")
+                return
+        self._release()
+
+    # ------------------------------------------------------- bookkeeping helpers
+
+    def _want_worker_locked(self) -> bool:
+        """Reserve a slot for a new worker if queued work needs one; True: wake the listener."""
+        if self._init_failed or self._closing or not self._free_slots:
+            return False
+        if self._queued <= self._starting:
+            return False
+        slot = self._free_slots.pop()
+        self._to_spawn.append(slot)
+        self._starting += 1
+        return True
+
+    def _assign_locked(self, worker: _Worker, job: _Job) -> None:
+        worker.job = job
+        job.worker = worker
+        job.state = _IN_WORKER
+        flags = self._flags
+        assert flags is not None
+        # The slot's flag still says whether the previous task was cancelled:
+        # reset it to this task's own flag (set if it was cancelled meanwhile).
+        flags[worker.slot] = job.task._cancel_flag[0]
+
+    def _next_job_locked(self) -> _Job | None:
+        queue = self._queue
+        while queue:
+            job = queue.popleft()
+            if job.state == _QUEUED:
+                self._queued -= 1
+                return job
+        return None
+
+    def _forget_locked(self, job: _Job) -> None:
+        job.state = _OVER
+        self._jobs.pop(job.task.id, None)
+        self._deadline_jobs.discard(job)
+        worker = job.worker
+        if worker is not None and worker.job is job:
+            worker.job = None
+
+    def _park_locked(self, worker: _Worker) -> bool:
+        """Give a free worker its next job or make it idle; True: it is to be sent STOP."""
+        job = self._next_job_locked()
+        if job is not None:
+            self._assign_locked(worker, job)
+            return False
+        if self._closing:
+            return True
+        self._idle.append(worker)
+        return False
+
+    def _stop_job_locked(self, job: _Job) -> bool:
+        """Flag a job in a worker to stop and schedule its kill; True if a deadline was added."""
+        worker = job.worker
+        if job.killed or job.kill_at is not None or worker is None or not worker.alive:
+            return False
+        flags = self._flags
+        assert flags is not None
+        flags[worker.slot] = 1
+        job.kill_at = time.monotonic() + job.grace
+        self._deadline_jobs.add(job)
+        return True
+
+    # --------------------------------------------------------------- sending
+
+    def _dispatch(self, worker: _Worker, job: _Job | None) -> None:
+        """Send ``job`` (already assigned to ``worker``) unless it became final; then the next."""
+        host = self._host
+        while job is not None:
+            if host._mark_running(job.task):
+                if job.timeout is not None:
+                    with self._lock:
+                        if job.state == _IN_WORKER and job.kill_at is None:
+                            job.timeout_at = time.monotonic() + job.timeout
+                            self._deadline_jobs.add(job)
+                    self._wake_unless_listener()
+                segments, job.segments = job.segments, None  # the pickles are not needed after this
+                self._send(worker, ch.TASK, job.tag, segments or [])
+                return
+            # Final already (cancelled between queue and worker): the worker is free again.
+            with self._lock:
+                self._forget_locked(job)
+                if not worker.alive:
+                    return
+                stop = self._park_locked(worker)
+                job = worker.job
+            if stop:
+                self._send_stop(worker)
+
+    def _send(self, worker: _Worker, kind: int, tag: int, segments: list[Any]) -> None:
+        # A send to a worker that just died fails with EPIPE or the like; the
+        # listener sees its sentinel and deals with the job, so nothing to do.
+        with worker.send_lock:
+            sock = worker.sock
+            if sock is None:
+                return
+            try:  # noqa: SIM105 - hot path; contextlib.suppress costs more
+                ch.send_frame(sock, kind, tag, segments)
+            except OSError:
+                pass
+
+    def _send_stop(self, worker: _Worker) -> None:
+        self._send(worker, ch.STOP, 0, [])
+
+    def _wake(self) -> None:
+        # A full pipe means a wake-up is pending anyway; a closed one, that we are done.
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"\0")
+
+    def _wake_unless_listener(self) -> None:
+        if threading.current_thread() is not self._listener:
+            self._wake()
+
+    # ---------------------------------------------------------- the listener
+
+    def _start_listener_locked(self) -> None:
+        self._flags = CancelFlags(self._max_workers)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._listener = threading.Thread(target=self._listen, name=LISTENER_NAME, daemon=True)
+        self._listener.start()
+
+    def _listen(self) -> None:
+        selector = self._selector
+        assert selector is not None
+        try:
+            while True:
+                self._spawn_requested()
+                for key, _events in selector.select(self._select_timeout()):
+                    if key.data is None:
+                        self._drain_wake_pipe()
+                    else:
+                        handler, worker = key.data
+                        try:
+                            handler(worker)
+                        except Exception:
+                            logger.exception("tasker: error in the process listener")
+                self._expire_deadlines()
+                with self._lock:
+                    if self._closing and not self._workers and not self._to_spawn:
+                        return
+        except Exception:
+            logger.exception("tasker: the process listener failed")
+            with self._lock:
+                workers = list(self._workers.values())
+            for worker in workers:
+                self._kill(worker)
+        finally:
+            selector.close()
+
+    def _drain_wake_pipe(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _select_timeout(self) -> float | None:
+        with self._lock:
+            deadlines = [
+                at
+                for job in self._deadline_jobs
+                for at in (job.timeout_at, job.kill_at)
+                if at is not None
+            ]
+            if self._shutdown_at is not None:
+                deadlines.append(self._shutdown_at)
+        if not deadlines:
+            return None
+        return max(0.0, min(deadlines) - time.monotonic())
+
+    def _expire_deadlines(self) -> None:
+        now = time.monotonic()
+        to_kill: list[_Worker] = []
+        timed_out: list[_Job] = []
+        with self._lock:
+            for job in list(self._deadline_jobs):
+                if job.kill_at is not None and job.kill_at <= now:
+                    job.kill_at = None
+                    job.killed = True
+                    if job.worker is not None:
+                        to_kill.append(job.worker)
+                if job.timeout_at is not None and job.timeout_at <= now:
+                    job.timeout_at = None
+                    timed_out.append(job)
+                if job.kill_at is None and job.timeout_at is None:
+                    self._deadline_jobs.discard(job)
+            if self._shutdown_at is not None and self._shutdown_at <= now:
+                self._shutdown_at = None
+                to_kill.extend(self._workers.values())
+        for worker in to_kill:
+            self._kill(worker)
+        for job in timed_out:
+            if self._host._mark_timed_out(job.task):
+                with self._lock:
+                    if job.state == _IN_WORKER:
+                        self._stop_job_locked(job)
+
+    def _kill(self, worker: _Worker) -> None:
+        """SIGKILL the worker's process group (its own children too); listener thread only."""
+        if not worker.alive:
+            return
+        try:
+            os.killpg(worker.pid, signal.SIGKILL)
+        except OSError:
+            # Not yet a group leader (still starting): the process alone.
+            with contextlib.suppress(OSError):
+                os.kill(worker.pid, signal.SIGKILL)
+
+    # ---------------------------------------------------- starting workers
+
+    def _spawn_requested(self) -> None:
+        with self._lock:
+            slots, self._to_spawn = self._to_spawn, []
+        for slot in slots:
+            try:
+                worker = self._spawn(slot)
+            except Exception as error:
+                logger.exception("tasker: could not start a worker process")
+                self._startup_failed(None, error)
+                with self._lock:
+                    self._starting -= 1
+                    self._free_slots.append(slot)
+                continue
+            with self._lock:
+                self._workers[slot] = worker
+                closing = self._closing
+            if closing:
+                self._kill(worker)
+
+    def _spawn(self, slot: int) -> _Worker:
+        context = self._context or self._make_context()
+        flags = self._flags
+        selector = self._selector
+        assert flags is not None and selector is not None
+        parent_sock, child_sock = socket.socketpair()
+        try:
+            for sock in (parent_sock, child_sock):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _SOCKET_BUFFER)
+            close_fds: tuple[int, ...] = ()
+            if self._method == "fork":
+                with self._lock:
+                    others = [w.sock.fileno() for w in self._workers.values() if w.sock]
+                close_fds = (parent_sock.fileno(), self._wake_r, self._wake_w, *others)
+            options = WorkerOptions(
+                initializer=self._initializer,
+                initargs=self._initargs,
+                update_rate=self._update_rate,
+                nice=self._nice,
+                log_level=logging.getLogger().getEffectiveLevel(),
+                close_fds=close_fds,
+            )
+            process = context.Process(  # type: ignore[attr-defined]
+                target=worker_main,
+                args=(child_sock, FdArg(flags.fd), flags.size, slot, options),
+                name=f"tasker-worker-{slot}",
+                daemon=False,
+            )
+            process.start()
+        except BaseException:
+            parent_sock.close()
+            raise
+        finally:
+            child_sock.close()
+        # We reap our workers ourselves; multiprocessing must not join them at exit.
+        children = getattr(multiprocessing.process, "_children", None)
+        if children is not None:
+            children.discard(process)
+        worker = _Worker(slot, process, parent_sock)
+        selector.register(parent_sock, selectors.EVENT_READ, (self._on_readable, worker))
+        selector.register(worker.sentinel, selectors.EVENT_READ, (self._on_exit, worker))
+        return worker
+
+    def _make_context(self) -> BaseContext:
+        """The multiprocessing context; remembers which helper processes we start."""
+        if self._method == "forkserver":
+            from multiprocessing import forkserver
+
+            server = getattr(forkserver, "_forkserver", None)
+            if server is not None and getattr(server, "_forkserver_pid", 0) is None:
+                self._started_forkserver = True
+                preload = list(getattr(server, "_preload_modules", []))
+                if preload == ["__main__"] and "gi" in sys.modules:
+                    # The default preload runs the main module in the fork
+                    # server. A GTK application's would initialise GTK there and
+                    # hand its state to every worker through fork; each worker
+                    # imports the main module cleanly instead.
+                    preload = []
+                if _WORKER_MODULE not in preload:
+                    preload.append(_WORKER_MODULE)
+                server.set_forkserver_preload(preload)
+        if self._method != "fork":
+            from multiprocessing import resource_tracker
+
+            tracker = getattr(resource_tracker, "_resource_tracker", None)
+            if tracker is not None and getattr(tracker, "_pid", 0) is None:
+                self._started_tracker = True
+        self._context = multiprocessing.get_context(self._method)
+        return self._context
+
+    # ------------------------------------------------------ worker messages
+
+    def _on_readable(self, worker: _Worker) -> None:
+        reader = worker.reader
+        try:
+            open_ = reader.feed()
+        except OSError:
+            open_ = False
+        self._handle_frames(worker)
+        if not open_ and worker.registered:
+            # End of stream: the process is exiting; its sentinel follows.
+            worker.registered = False
+            if self._selector is not None and worker.sock is not None:
+                self._selector.unregister(worker.sock)
+
+    def _handle_frames(self, worker: _Worker) -> None:
+        frames = worker.reader.frames
+        if not frames:
+            return
+        try:
+            for kind, tag, segments in frames:
+                try:
+                    self._handle(worker, kind, tag, segments)
+                except Exception:
+                    logger.exception("tasker: bad message from worker %d", worker.pid)
+        finally:
+            frames.clear()
+
+    def _handle(self, worker: _Worker, kind: int, tag: int, segments: list[Any]) -> None:
+        job = worker.job
+        if kind == ch.PROGRESS:
+            if job is not None and job.tag == tag:
+                progress, message = pickle.loads(segments[0])
+                job.task._report.set(progress, message)
+        elif kind == ch.EVENT:
+            if job is not None and job.tag == tag:
+                self._on_event(job, segments)
+        elif kind == ch.DONE_OK or kind == ch.DONE_ERROR:
+            if job is not None and job.tag == tag:
+                self._on_done(worker, job, kind, segments)
+        elif kind == ch.LOG:
+            handle_forwarded(segments[0], worker.pid)
+        elif kind == ch.READY:
+            self._on_ready(worker)
+        elif kind == ch.INIT_FAILED:
+            self._on_init_failed(worker, segments)
+
+    def _on_event(self, job: _Job, segments: list[Any]) -> None:
+        name = bytes(segments[0]).decode("utf-8", "surrogatepass")
+        try:
+            data = loads(segments[1], segments[2:])
+        except Exception as error:
+            if job.failure is None:
+                job.failure = _unpickling_error(f"the payload of event {name!r}", error)
+            return
+        self._host._deliver_event(job.task, name, data)
+
+    def _on_done(self, worker: _Worker, job: _Job, kind: int, segments: list[Any]) -> None:
+        meta = pickle.loads(segments[0])
+        result: Any = None
+        error: BaseException | None = None
+        if kind == ch.DONE_OK:
+            try:
+                result = loads(segments[1], segments[2:])
+            except Exception as unpickling:
+                error = _unpickling_error(f"the result of type {meta[2]}", unpickling)
+        else:
+            error = load_exception(meta[2], segments[1])
+        if job.failure is not None:
+            result, error = None, job.failure
+        progress, message = meta[0], meta[1]
+        report = job.task._report
+        if report.progress != progress or report.message != message:
+            report.set(progress, message)
+        with self._lock:
+            self._forget_locked(job)
+            stop = self._park_locked(worker)
+            next_job = worker.job
+        # The worker gets its next task before the host hears about this one.
+        if next_job is not None:
+            self._dispatch(worker, next_job)
+        elif stop:
+            self._send_stop(worker)
+        self._host._finish(job.task, result=result, error=error)
+
+    def _on_ready(self, worker: _Worker) -> None:
+        with self._lock:
+            if not worker.alive or worker.ready:
+                return
+            worker.ready = True
+            self._starting -= 1
+            stop = self._park_locked(worker)
+            job = worker.job
+        if job is not None:
+            self._dispatch(worker, job)
+        elif stop:
+            self._send_stop(worker)
+
+    def _on_init_failed(self, worker: _Worker, segments: list[Any]) -> None:
+        meta = pickle.loads(segments[0])
+        data = bytes(segments[1])
+        worker.init_failed = True
+        logger.error(
+            "tasker: the worker initializer failed in process %d:\n%s", worker.pid, meta[2]
+        )
+        self._startup_failed(worker, lambda: load_exception(meta, data))
+
+    def _startup_failed(
+        self, worker: _Worker | None, error: BaseException | Callable[[], BaseException]
+    ) -> None:
+        """A worker could not start: fail the queued tasks unless a ready worker can run them.
+
+        No new worker is started until the next ``submit``, so a broken
+        initializer does not restart workers forever.
+        """
+        with self._lock:
+            self._init_failed = True
+            if any(w.ready and w.alive for w in self._workers.values()):
+                return
+            jobs = []
+            while (job := self._next_job_locked()) is not None:
+                self._forget_locked(job)
+                jobs.append(job)
+        for job in jobs:
+            failure = error() if callable(error) else error
+            self._host._finish(job.task, error=failure)
+
+    # ---------------------------------------------------- worker exit
+
+    def _on_exit(self, worker: _Worker) -> None:
+        """The worker process ended: deliver what it sent, fail its task, replace it."""
+        selector = self._selector
+        assert selector is not None
+        selector.unregister(worker.sentinel)
+        sock = worker.sock
+        if sock is not None:
+            if worker.registered:
+                worker.registered = False
+                selector.unregister(sock)
+            self._drain(worker, sock)
+        # The group outlives its leader: take down what the function started.
+        self._kill(worker)
+        process = worker.process
+        process.join()
+        exitcode = process.exitcode
+        process.close()
+        with worker.send_lock:
+            worker.sock = None
+            if sock is not None:
+                sock.close()
+        with self._lock:
+            worker.alive = False
+            self._workers.pop(worker.slot, None)
+            self._free_slots.append(worker.slot)
+            if worker in self._idle:
+                self._idle.remove(worker)
+            was_ready = worker.ready
+            if not was_ready:
+                self._starting -= 1
+            job = worker.job
+            if job is not None:
+                self._forget_locked(job)
+            if not self._closing and not self._init_failed and (was_ready or job is not None):
+                # Keep the pool at its size: a replacement starts at the
+                # listener's next turn (it calls _spawn_requested every loop).
+                self._free_slots.remove(worker.slot)
+                self._to_spawn.append(worker.slot)
+                self._starting += 1
+            else:
+                self._want_worker_locked()
+        if job is not None:
+            error = job.failure or WorkerCrashedError(worker.pid, exitcode)
+            self._host._finish(job.task, error=error)
+        elif not was_ready and not worker.init_failed and not self._closing:
+            failure = WorkerCrashedError(worker.pid, exitcode)
+            failure.args = (f"worker process {worker.pid} {_how(exitcode)} while starting",)
+            self._startup_failed(worker, failure)
+
+    def _drain(self, worker: _Worker, sock: socket.socket) -> None:
+        # Events and logs the worker sent before it died are still in the socket.
+        reader = worker.reader
+        try:
+            sock.setblocking(False)
+            while reader.feed():
+                self._handle_frames(worker)
+        except OSError:
+            pass  # BlockingIOError: all read (a grandchild may hold the other end open)
+        self._handle_frames(worker)
+
+    # ------------------------------------------------------------ cleanup
+
+    def _release(self) -> None:
+        """Close the flags region and wake-up pipe; stop helper processes we started."""
+        with self._lock:
+            flags, self._flags = self._flags, None
+            fds = [fd for fd in (self._wake_r, self._wake_w) if fd >= 0]
+            self._wake_r = self._wake_w = -1
+        for fd in fds:
+            os.close(fd)
+        if flags is not None:
+            flags.close()
+        if multiprocessing.active_children():
+            return  # someone else's processes may still use the fork server
+        started_forkserver, self._started_forkserver = self._started_forkserver, False
+        started_tracker, self._started_tracker = self._started_tracker, False
+        if started_forkserver:
+            from multiprocessing import forkserver
+
+            server = getattr(forkserver, "_forkserver", None)
+            if server is not None and hasattr(server, "_stop"):
+                try:
+                    server._stop()
+                except Exception:
+                    logger.debug("tasker: could not stop the fork server", exc_info=True)
+        if started_tracker:
+            from multiprocessing import resource_tracker
+
+            tracker = getattr(resource_tracker, "_resource_tracker", None)
+            if tracker is not None and hasattr(tracker, "_stop"):
+                try:
+                    tracker._stop()
+                except Exception:
+                    logger.debug("tasker: could not stop the resource tracker", exc_info=True)
+
+
+def _how(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"was killed by signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"was killed by signal {-exitcode}"
+    return "died" if exitcode is None else f"exited with code {exitcode}"
+
+
+def _unpickling_error(what: str, error: Exception) -> TaskError:
+    text = "".join(traceback.format_exception(error))
+    failure = TaskError(
+        describe_type(error), f"{what} could not be unpickled in the parent: {error}", text
+    )
+    failure.__cause__ = error
+    return failure
