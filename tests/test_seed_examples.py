@@ -94,7 +94,7 @@ def test_completion_example_reports_failures(capsys: pytest.CaptureFixture[str])
     )
     assert tasker.task_mgr.wait_until_settled(60)
     out = capsys.readouterr().out
-    assert "Task failed: 'str' object cannot be interpreted as an integer" in out
+    assert "Task failed: total must be a number, not str" in out
 
 
 @pytest.mark.usefixtures("fresh_task_mgr")
