@@ -99,6 +99,11 @@ class TaskManager:
         self.tasks_updated: TasksUpdatedSignal = TasksUpdatedSignal(
             "tasks_updated: handler(sender, tasks=[live tasks], progress=float)"
         )
+        # Lets a view of recent tasks (tasker.gtk.TaskListModel) see tasks that
+        # started and finished between two tasks_updated emissions.
+        self.task_done: TasksUpdatedSignal = TasksUpdatedSignal(
+            "task_done: handler(sender, task=finished task), on the main thread after when_done"
+        )
         # The manager lock guards the task table, the key map, the inbox and the
         # scheduling flags. It is only held for bookkeeping, never while user
         # code or a backend call runs.
@@ -492,6 +497,9 @@ class TaskManager:
             self._done_since_idle += 1
         if task.when_done is not None:
             _call_logged(task.when_done, task)
+        if self.task_done.receivers:
+            for receiver in self.task_done.receivers_for(self):
+                _call_logged(functools.partial(receiver, self, task=task))
         with self._lock:
             self._undelivered -= 1
             if self._undelivered == 0:

@@ -1,0 +1,1 @@
+"""Tests of tasker.gtk and the demo, under a virtual display."""
