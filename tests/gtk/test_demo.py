@@ -1,0 +1,129 @@
+"""The scripted demo tour: it runs, exits 0 and saves screenshots that show the task list."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ._display import load_gtk
+
+Gtk = load_gtk()
+
+import gi  # noqa: E402
+
+gi.require_version("GdkPixbuf", "2.0")
+from gi.repository import GdkPixbuf  # noqa: E402
+
+from tasker.demo.__main__ import tour_requested  # noqa: E402
+
+pytestmark = pytest.mark.gtk
+
+
+def region_spread(pixbuf: GdkPixbuf.Pixbuf, box: list[float] | None = None) -> float:
+    """Standard deviation of the grey level over ``box`` (x, y, w, h), sampled on a grid."""
+    x0, y0, width, height = (0, 0, pixbuf.get_width(), pixbuf.get_height())
+    if box is not None:
+        x0, y0, width, height = (round(v) for v in box)
+    pixels = pixbuf.get_pixels()
+    stride, channels = pixbuf.get_rowstride(), pixbuf.get_n_channels()
+    values = []
+    for y in range(y0, y0 + height, max(1, height // 60)):
+        for x in range(x0, x0 + width, max(1, width // 60)):
+            offset = y * stride + x * channels
+            r, g, b = pixels[offset], pixels[offset + 1], pixels[offset + 2]
+            values.append(0.299 * r + 0.587 * g + 0.114 * b)
+    mean = sum(values) / len(values)
+    return float((sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5)
+
+
+@pytest.fixture(scope="module")
+def tour(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    output = tmp_path_factory.mktemp("demo")
+    env = dict(os.environ, GTK_A11Y="none")
+    env.pop("TASKER_DEMO_TOUR", None)
+    completed = subprocess.run(
+        [sys.executable, "-m", "tasker.demo", "--tour", "--output", str(output)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return completed, output
+
+
+def test_the_tour_exits_cleanly_and_prints_its_screenshots(
+    tour: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    completed, output = tour
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    printed = [Path(line) for line in completed.stdout.splitlines() if line.endswith(".png")]
+    manifest = json.loads((output / "tour.json").read_text())
+    assert [path.name for path in printed] == [shot["file"] for shot in manifest["shots"]]
+    expected = ["01-start", "02-running", "04-multi-stage", "05-errors", "08-cancel-all"]
+    if manifest["processes"]:
+        expected += ["03-render-replaced", "06-cancelling", "07-forced-stop"]
+    assert sorted(path.stem for path in printed) == sorted(expected)
+    assert all(path.is_file() for path in printed)
+    assert "Traceback" not in completed.stderr, completed.stderr[-4000:]
+
+
+def test_screenshots_show_the_task_list_and_progress_bars(
+    tour: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    _completed, output = tour
+    manifest = json.loads((output / "tour.json").read_text())
+    shots: dict[str, dict[str, Any]] = {Path(s["file"]).stem: s for s in manifest["shots"]}
+    for name, shot in shots.items():
+        path = output / shot["file"]
+        assert 20_000 < path.stat().st_size < 20_000_000, name
+        pixbuf = GdkPixbuf.Pixbuf.new_from_file(str(path))
+        assert (pixbuf.get_width(), pixbuf.get_height()) == tuple(shot["size"])
+        assert pixbuf.get_width() >= 800 and pixbuf.get_height() >= 500
+        assert region_spread(pixbuf) > 10, f"{name} looks blank"
+        assert shot["bounds"]["task_list"] and shot["bounds"]["progress_bar"]
+
+    running = shots["02-running"]
+    assert running["rows_shown"] >= 2
+    kinds = {task["kind"] for task in running["tasks"]}
+    assert {"coroutine", "thread"} <= kinds
+    assert "running" in {task["status"] for task in running["tasks"]}
+    assert 0 < running["overall"]["fraction"] < 1
+    pixbuf = GdkPixbuf.Pixbuf.new_from_file(str(output / running["file"]))
+    # The list has rows with text and bars in it, the bottom bar is partly filled.
+    assert region_spread(pixbuf, running["bounds"]["task_list"]) > 10
+    assert region_spread(pixbuf, running["bounds"]["progress_bar"]) > 5
+    if manifest["processes"]:
+        assert region_spread(pixbuf, running["bounds"]["fractal"]) > 10  # rows drawn
+
+    errors = {task["key"]: task for task in shots["05-errors"]["tasks"]}
+    assert errors["settings"]["status"] == "failed"
+    assert errors["settings"]["error"].startswith("ValueError: line 3")
+    if manifest["processes"]:
+        assert errors["crash"]["error"].startswith("WorkerCrashedError")
+        replaced = [t for t in shots["03-render-replaced"]["tasks"] if t["key"] == "fractal"]
+        assert [t["status"] for t in replaced] == ["cancelled", "running"]
+        stubborn = [t for t in shots["06-cancelling"]["tasks"] if t["key"] == "stubborn"]
+        assert stubborn[0]["status"] == "running"
+        stopped = [t for t in shots["07-forced-stop"]["tasks"] if t["key"] == "stubborn"]
+        assert stopped[0]["status"] == "cancelled"
+
+    final = shots["08-cancel-all"]
+    assert final["tasks"] and all(task["status"] == "cancelled" for task in final["tasks"])
+    assert final["overall"]["label"].startswith("Idle")
+
+
+def test_tour_detection() -> None:
+    assert tour_requested(True, {})
+    assert not tour_requested(False, {})
+    assert tour_requested(False, {"TASKER_DEMO_TOUR": "1"})
+    assert tour_requested(False, {"XAUTHORITY": "/tmp/xvfb-run.Ab12Cd/Xauthority"})
+    assert not tour_requested(
+        False, {"XAUTHORITY": "/tmp/xvfb-run.Ab12Cd/Xauthority", "TASKER_DEMO_TOUR": "0"}
+    )
+    assert not tour_requested(False, {"XAUTHORITY": "/home/me/.Xauthority"})
