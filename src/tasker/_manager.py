@@ -7,6 +7,7 @@ import functools
 import logging
 import math
 import os
+import sys
 import threading
 import time
 import weakref
@@ -148,8 +149,19 @@ class TaskManager:
             raise TypeError(f"unknown manager option(s): {', '.join(sorted(unknown))}")
         for name in ("max_workers", "max_threads"):
             value = options.get(name)
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
                 raise ValueError(f"{name} must be a positive int or None, not {value!r}")
+        method = options.get("start_method")
+        if method is not None:
+            import multiprocessing
+
+            if method not in multiprocessing.get_all_start_methods():
+                raise ValueError(
+                    f"start_method {method!r} is not available here; choose one of "
+                    f"{', '.join(multiprocessing.get_all_start_methods())}"
+                )
         if "timeout" in options:
             _check_timeout(options["timeout"])
         if "cancel_grace" in options:
@@ -160,6 +172,17 @@ class TaskManager:
         init = options.get("initializer")
         if init is not None and not callable(init):
             raise TypeError(f"initializer must be callable, not {type(init).__name__}")
+        initargs = options.get("initargs", ())
+        if not isinstance(initargs, tuple | list):
+            raise TypeError(f"initargs must be a tuple, not {type(initargs).__name__}")
+        loop = options.get("loop")
+        if loop is not None:
+            asyncio = sys.modules.get("asyncio")  # no loop can exist unless asyncio is imported
+            if asyncio is None or not isinstance(loop, asyncio.AbstractEventLoop):
+                raise TypeError(f"loop must be an asyncio event loop, not {type(loop).__name__}")
+        nice = options.get("worker_nice", 0)
+        if isinstance(nice, bool) or not isinstance(nice, int):
+            raise TypeError(f"worker_nice must be an int, not {nice!r}")
         self._options.update(options)
 
     # ----------------------------------------------------------- starting tasks
