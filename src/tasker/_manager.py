@@ -283,6 +283,8 @@ class TaskManager:
         _check_timeout(timeout)
         if cancel_grace is not None:
             _check_grace(cancel_grace)
+        # A bad scheduler fails here, before the task is registered, not after.
+        self._get_dispatcher()
         report = ProgressReport(None)
         report.notify = functools.partial(self._mark_dirty, report)
         task: Task[T] = Task(
