@@ -711,6 +711,7 @@ class TaskManager:
         interpreter exit. Afterwards starting a task raises
         ``ManagerShutdownError``.
         """
+        _check_grace(timeout, "timeout")  # before anything changes: a bad value stops nothing
         with self._lock:
             if self._shut_down:
                 return
@@ -785,11 +786,11 @@ def _check_timeout(timeout: Any) -> None:
         raise ValueError(f"timeout must be above 0 seconds, not {timeout!r}")
 
 
-def _check_grace(grace: Any) -> None:
+def _check_grace(grace: Any, name: str = "cancel_grace") -> None:
     if isinstance(grace, bool) or not isinstance(grace, int | float):
-        raise TypeError(f"cancel_grace must be a number of seconds, not {grace!r}")
+        raise TypeError(f"{name} must be a number of seconds, not {grace!r}")
     if not grace >= 0 or not math.isfinite(grace):
-        raise ValueError(f"cancel_grace must be 0 or more seconds, not {grace!r}")
+        raise ValueError(f"{name} must be 0 or more seconds, not {grace!r}")
 
 
 def _describe(obj: object) -> str:
