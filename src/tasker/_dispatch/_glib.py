@@ -13,6 +13,9 @@ from ._common import run_logged
 
 __all__ = ["GLibDispatcher"]
 
+#: The longest delay a GLib timeout source takes (G_MAXUINT ms, about 49.7 days).
+_MAX_DELAY_MS = 0xFFFFFFFF
+
 
 class GLibDispatcher:
     """Runs callables on the thread that runs a GLib main context.
@@ -64,7 +67,8 @@ class GLibDispatcher:
             run_logged(fn)
             return GLib.SOURCE_REMOVE
 
-        source = GLib.timeout_source_new(max(0, round(delay * 1000)))
+        # GLib takes a guint of milliseconds: a longer delay (a tiny update_rate) is cut to it.
+        source = GLib.timeout_source_new(max(0, round(min(delay * 1000.0, _MAX_DELAY_MS))))
         source.set_priority(self._priority)
         source.set_callback(fire)  # type: ignore[no-untyped-call]
         source.attach(self._context)
