@@ -7,6 +7,8 @@ import socket
 import threading
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tasker._process import _channel as ch
 
@@ -46,7 +48,7 @@ def _read_all(data: bytes, chunk: int) -> list[tuple[int, int, list[bytes]]]:
     got: list[tuple[int, int, list[bytes]]] = []
     try:
         while reader.feed():
-            got += [(k, t, [bytes(s) for s in segs]) for k, t, segs in reader.frames]
+            got += [(k, t, [bytes(s) for s in segs]) for k, t, _aux, segs in reader.frames]
             reader.frames.clear()
     finally:
         writer.join(30)
@@ -83,7 +85,7 @@ def test_partial_sends_of_a_large_frame():
         while not received:
             if not reader.feed():
                 return
-            received.extend((k, t, [bytes(s) for s in segs]) for k, t, segs in reader.frames)
+            received.extend((k, t, [bytes(s) for s in segs]) for k, t, _aux, segs in reader.frames)
             reader.frames.clear()
 
     thread = threading.Thread(target=read)
@@ -112,9 +114,48 @@ def test_small_segments_are_views_and_large_ones_owned():
     reader = ch.FrameReader(b)
     while not reader.frames:
         reader.feed()
-    ((_kind, _tag, segments),) = reader.frames
+    ((_kind, _tag, _aux, segments),) = reader.frames
     assert isinstance(segments[0], memoryview)
     assert isinstance(segments[1], bytearray)
     assert isinstance(segments[2], bytearray)  # out-of-band buffers are always owned
     a.close()
     b.close()
+
+
+def test_aux_byte_travels():
+    a, b = socket.socketpair()
+    ch.send_frame(a, ch.TASK, 5, [b"x"], aux=1)
+    ch.send_frame(a, ch.TASK, 6, [b"y"])
+    reader = ch.FrameReader(b)
+    while len(reader.frames) < 2:
+        reader.feed()
+    assert [(k, t, aux) for k, t, aux, _ in reader.frames] == [(ch.TASK, 5, 1), (ch.TASK, 6, 0)]
+    a.close()
+    b.close()
+
+
+_sizes = st.one_of(
+    st.integers(0, 100),
+    st.integers(65_500, 65_600),
+    st.integers(100_000, 300_000),
+)
+_frames = st.lists(
+    st.tuples(
+        st.integers(1, 20),
+        st.integers(0, 2**32 - 1),
+        st.lists(_sizes, max_size=4),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frames=_frames, chunk=st.sampled_from([97, 4096, 65_536, 200_000, 10**7]))
+def test_random_frames_and_splits(frames, chunk):
+    built = [
+        (kind, tag, [bytes([i % 251]) * size for i, size in enumerate(sizes)])
+        for kind, tag, sizes in frames
+    ]
+    data = b"".join(_frame_bytes(*frame) for frame in built)
+    assert _read_all(data, chunk) == built

@@ -1,6 +1,6 @@
 """Message framing over a worker's stream socket.
 
-A frame is a fixed 8-byte header (kind, spare byte, segment count, tag), one
+A frame is a fixed 8-byte header (kind, aux byte, segment count, tag), one
 little-endian 64-bit length per segment, then the segments. A segment is a
 pickle stream, a UTF-8 string or an out-of-band buffer; ``send_frame`` hands
 them all to one ``sendmsg`` call, so nothing is joined or copied in user
@@ -8,7 +8,8 @@ space. ``FrameReader`` receives into one preallocated buffer and hands out
 views of it for small segments; a large segment is received straight into a
 ``bytearray`` of its own (``recv_into``), which the unpickler then uses as the
 object's memory. The tag is the low 32 bits of the task id, so messages that
-arrive late for a finished task are recognised and dropped.
+arrive late for a finished task are recognised and dropped. The aux byte of
+a TASK frame says which of the worker's two cancel flags the task uses.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "LOG",
     "PROGRESS",
     "READY",
+    "SKIPPED",
     "STOP",
     "TASK",
     "FrameReader",
@@ -42,8 +44,9 @@ EVENT = 13
 DONE_OK = 14
 DONE_ERROR = 15
 LOG = 16
+SKIPPED = 17  # a prefetched task was cancelled before it started: not run
 
-_HEADER = struct.Struct("<BxHI")
+_HEADER = struct.Struct("<BBHI")
 HEADER_SIZE = _HEADER.size
 _LENGTH = struct.Struct("<Q")
 
@@ -60,17 +63,17 @@ _prefixes: dict[int, struct.Struct] = {}
 def _prefix(count: int) -> struct.Struct:
     packer = _prefixes.get(count)
     if packer is None:
-        packer = _prefixes[count] = struct.Struct(f"<BxHI{count}Q")
+        packer = _prefixes[count] = struct.Struct(f"<BBHI{count}Q")
     return packer
 
 
-def send_frame(sock: socket.socket, kind: int, tag: int, segments: list[Any]) -> None:
+def send_frame(sock: socket.socket, kind: int, tag: int, segments: list[Any], aux: int = 0) -> None:
     """Send one frame; ``segments`` are bytes-like objects. Blocks until all is sent.
 
     Callers serialise sends to one socket with a lock of their own.
     """
     lengths = [memoryview(s).nbytes if not isinstance(s, bytes) else len(s) for s in segments]
-    head = _prefix(len(segments)).pack(kind, len(segments), tag, *lengths)
+    head = _prefix(len(segments)).pack(kind, aux, len(segments), tag, *lengths)
     total = len(head) + sum(lengths)
     sent = sock.sendmsg([head, *segments])
     if sent != total:
@@ -96,17 +99,17 @@ class FrameReader:
 
     ``feed()`` makes exactly one ``recv_into`` call (so after a selector said
     the socket is readable it never blocks), then appends every frame it
-    completed to ``frames`` as ``(kind, tag, segments)``. The first two
+    completed to ``frames`` as ``(kind, tag, aux, segments)``. The first two
     segments of a frame, when small, are memoryviews of the reading buffer
     and stay valid only until the next ``feed()``: consume ``frames`` before
     feeding again. Other segments are ``bytearray`` objects of their own.
     """
 
     __slots__ = (
+        "_aux",
         "_buf",
         "_count",
         "_end",
-        "_frame_start",
         "_kind",
         "_lengths",
         "_owned",
@@ -125,16 +128,16 @@ class FrameReader:
         self._view = memoryview(self._buf)
         self._start = 0  # first unparsed byte
         self._end = 0  # end of received data
-        self._frame_start = 0  # where the current frame's header starts
         self._kind = -1  # -1: waiting for a header
         self._tag = 0
+        self._aux = 0
         self._count = 0  # segments in the current frame
         self._lengths: tuple[int, ...] | None = None  # None: not read yet
         # Segments so far: an int is an inline segment's offset in the buffer.
         self._segments: list[int | bytearray] = []
         self._owned: bytearray | None = None  # a large segment being received
         self._owned_pos = 0
-        self.frames: list[tuple[int, int, list[Any]]] = []
+        self.frames: list[tuple[int, int, int, list[Any]]] = []
 
     def feed(self) -> bool:
         """Receive once and parse; False at end of stream. May raise ``OSError``."""
@@ -153,7 +156,7 @@ class FrameReader:
             self._parse()
             return True
         if self._start == self._end and self._kind == -1:
-            self._start = self._end = self._frame_start = 0  # nothing pending: rewind for free
+            self._start = self._end = 0  # nothing pending: rewind for free
         elif self._end == _BUFFER_SIZE:
             self._compact()
         count = self._sock.recv_into(self._view[self._end :])
@@ -164,15 +167,30 @@ class FrameReader:
         return True
 
     def _compact(self) -> None:
-        # Move the unfinished frame to the front. Its inline segments are kept
-        # as offsets until the frame is complete, so they can be moved too.
-        start = self._frame_start
-        keep = self._end - start
-        self._buf[:keep] = bytes(self._view[start : self._end])
-        self._segments = [s - start if isinstance(s, int) else s for s in self._segments]
-        self._start -= start
-        self._end = keep
-        self._frame_start = 0
+        # The buffer is full: keep only what the current frame still needs,
+        # its inline segments parsed so far (kept as offsets until the frame
+        # is complete, so they can move) and the unparsed bytes, at the front.
+        # That is at most two inline segments plus one incomplete item, far
+        # less than the buffer, so there is room to receive again.
+        view = self._view
+        kept: list[bytes] = []
+        segments: list[int | bytearray] = []
+        offset = 0
+        lengths = self._lengths or ()
+        for index, segment in enumerate(self._segments):
+            if isinstance(segment, int):
+                size = lengths[index]
+                kept.append(bytes(view[segment : segment + size]))
+                segments.append(offset)
+                offset += size
+            else:
+                segments.append(segment)
+        kept.append(bytes(view[self._start : self._end]))
+        data = b"".join(kept)
+        self._buf[: len(data)] = data
+        self._segments = segments
+        self._start = offset
+        self._end = len(data)
 
     def _parse(self) -> None:
         view = self._view
@@ -180,12 +198,11 @@ class FrameReader:
             if self._kind == -1:
                 if self._end - self._start < HEADER_SIZE:
                     return
-                kind, count, tag = _HEADER.unpack_from(view, self._start)
+                kind, aux, count, tag = _HEADER.unpack_from(view, self._start)
                 if count > MAX_SEGMENTS:
                     raise OSError(f"corrupt frame header: {count} segments")
-                self._frame_start = self._start
                 self._start += HEADER_SIZE
-                self._kind, self._count, self._tag = kind, count, tag
+                self._kind, self._aux, self._count, self._tag = kind, aux, count, tag
                 self._lengths = None if count else ()
                 self._segments = []
             lengths = self._lengths
@@ -218,6 +235,7 @@ class FrameReader:
                 (
                     self._kind,
                     self._tag,
+                    self._aux,
                     [
                         view[s : s + lengths[i]] if isinstance(s, int) else s
                         for i, s in enumerate(segments)

@@ -8,8 +8,18 @@ Design (see also ``docs/architecture.md``):
 * A task is pickled in the submitting thread. If a worker is idle the same
   thread sends it at once; otherwise it waits in a FIFO queue in this
   process, and the listener thread sends it the moment a worker reports a
-  result (or becomes ready). One task per worker is in flight, so a queued
-  task can be cancelled without ever starting.
+  result (or becomes ready), so a queued task can be cancelled without ever
+  starting.
+* Prefetch: a worker whose last task took under ``PREFETCH_LIMIT`` also gets
+  the next queued task while it runs the current one, so tiny tasks run
+  back to back instead of waiting a round trip each. The prefetched task is
+  still ``pending``: it is marked running when the current task's result
+  arrives (the worker starts it right after sending that result). It has its
+  own cancel flag byte; cancelled before its turn, it ends cancelled at once
+  and the worker skips it. If the worker dies first, it goes back to the head
+  of the queue. Long tasks are never prefetched behind, so no task waits
+  behind a long one while another worker is free (except after a task that
+  took longer than all its predecessors, once).
 * One listener thread, ``tasker-process-listener``, waits with a persistent
   selector on every worker channel, every process sentinel and a wake-up
   pipe. Its select timeout is the nearest deadline (a task timeout, a kill
@@ -66,6 +76,9 @@ _WORKER_MODULE = "tasker._process._worker"
 #: Socket buffer size asked for on both ends of a channel: fewer system calls for large data.
 _SOCKET_BUFFER = 1 << 20
 
+#: A worker gets the next task in advance only while its tasks take less than this.
+PREFETCH_LIMIT = 0.002
+
 # Job states.
 _QUEUED = 0  # in the queue
 _IN_WORKER = 1  # assigned to a worker (being sent, or running there)
@@ -78,10 +91,13 @@ class _Job:
 
     __slots__ = (
         "failure",
+        "finished",
+        "flag",
         "grace",
         "kill_at",
         "killed",
         "segments",
+        "started_at",
         "state",
         "tag",
         "task",
@@ -103,6 +119,10 @@ class _Job:
         self.timeout_at: float | None = None
         self.kill_at: float | None = None
         self.killed = False
+        self.flag = 0  # index of its cancel flag byte, once assigned to a worker
+        self.started_at = 0.0  # when it was marked running
+        # The host was told already (a prefetched task cancelled before its turn).
+        self.finished = False
         # An error found while the task ran (an event payload the parent could
         # not unpickle); it replaces the task's outcome.
         self.failure: BaseException | None = None
@@ -113,10 +133,13 @@ class _Worker:
 
     __slots__ = (
         "alive",
+        "flip",
         "init_failed",
         "job",
+        "next_job",
         "pid",
         "process",
+        "quick",
         "reader",
         "ready",
         "registered",
@@ -138,7 +161,10 @@ class _Worker:
         self.alive = True
         self.registered = True  # channel registered with the selector
         self.init_failed = False
-        self.job: _Job | None = None
+        self.job: _Job | None = None  # the task it runs (or is being sent)
+        self.next_job: _Job | None = None  # a task sent in advance, not started yet
+        self.flip = 0  # which of its two flag bytes the last task sent uses
+        self.quick = False  # its last task took less than PREFETCH_LIMIT
 
 
 def default_start_method() -> str:
@@ -243,27 +269,36 @@ class ProcessPool:
                     self._init_failed = False  # a new submit may try again
                     wake = self._want_worker_locked()
         if refused:
-            self._host._finish(task, error=ManagerShutdownError("the process pool is shut down"))
+            self._host._finish(task, error=_shut_down())
         elif worker is not None:
             self._dispatch(worker, job)
         elif wake:
             self._wake()
 
     def cancel(self, task: Task[Any]) -> None:
-        """Drop a queued task, or flag a running one and schedule its kill after the grace."""
-        wake = dropped = False
+        """Drop a queued task, or flag a running one and schedule its kill after the grace.
+
+        A task sent to a worker in advance but not started yet ends cancelled
+        at once; the worker will see its flag and skip it.
+        """
+        wake = finish = False
         with self._lock:
             job = self._jobs.get(task.id)
-            if job is None:
+            if job is None or job.finished:
                 return
             if job.state == _QUEUED:
                 job.state = _DROPPED
                 self._queued -= 1
                 del self._jobs[task.id]
-                dropped = True
+                finish = True
+            elif job.worker is not None and job.worker.next_job is job:
+                flags = self._flags
+                assert flags is not None
+                flags[job.flag] = 1
+                job.finished = finish = True
             else:
                 wake = self._stop_job_locked(job)
-        if dropped:
+        if finish:
             self._host._finish(task)
         elif wake:
             self._wake()
@@ -292,7 +327,7 @@ class ProcessPool:
                 self._shutdown_at = time.monotonic() + max(0.0, timeout)
             listener = self._listener
         for job in dropped:
-            self._host._finish(job.task, error=ManagerShutdownError("the process pool shut down"))
+            self._host._finish(job.task, error=_shut_down())
         if listener is not None:
             for worker in idle:
                 self._send_stop(worker)
@@ -318,15 +353,22 @@ class ProcessPool:
         self._starting += 1
         return True
 
-    def _assign_locked(self, worker: _Worker, job: _Job) -> None:
-        worker.job = job
+    def _assign_locked(self, worker: _Worker, job: _Job, *, ahead: bool = False) -> None:
+        """Give ``job`` to ``worker``: as the task it runs next, or ``ahead`` of time."""
+        if ahead:
+            worker.next_job = job
+        else:
+            worker.job = job
         job.worker = worker
         job.state = _IN_WORKER
+        # Alternate between the worker's two flag bytes: the task running and
+        # one sent ahead never share one. The byte may still be set from an
+        # earlier cancelled task: reset it to this task's own flag.
+        worker.flip ^= 1
+        job.flag = 2 * worker.slot + worker.flip
         flags = self._flags
         assert flags is not None
-        # The slot's flag still says whether the previous task was cancelled:
-        # reset it to this task's own flag (set if it was cancelled meanwhile).
-        flags[worker.slot] = job.task._cancel_flag[0]
+        flags[job.flag] = job.task._cancel_flag[0]
 
     def _next_job_locked(self) -> _Job | None:
         queue = self._queue
@@ -342,8 +384,11 @@ class ProcessPool:
         self._jobs.pop(job.task.id, None)
         self._deadline_jobs.discard(job)
         worker = job.worker
-        if worker is not None and worker.job is job:
-            worker.job = None
+        if worker is not None:
+            if worker.job is job:
+                worker.job = None
+            elif worker.next_job is job:
+                worker.next_job = None
 
     def _park_locked(self, worker: _Worker) -> bool:
         """Give a free worker its next job or make it idle; True: it is to be sent STOP."""
@@ -357,13 +402,13 @@ class ProcessPool:
         return False
 
     def _stop_job_locked(self, job: _Job) -> bool:
-        """Flag a job in a worker to stop and schedule its kill; True if a deadline was added."""
+        """Flag a running job to stop and schedule its kill; True if a deadline was added."""
         worker = job.worker
         if job.killed or job.kill_at is not None or worker is None or not worker.alive:
             return False
         flags = self._flags
         assert flags is not None
-        flags[worker.slot] = 1
+        flags[job.flag] = 1
         job.kill_at = time.monotonic() + job.grace
         self._deadline_jobs.add(job)
         return True
@@ -375,14 +420,9 @@ class ProcessPool:
         host = self._host
         while job is not None:
             if host._mark_running(job.task):
-                if job.timeout is not None:
-                    with self._lock:
-                        if job.state == _IN_WORKER and job.kill_at is None:
-                            job.timeout_at = time.monotonic() + job.timeout
-                            self._deadline_jobs.add(job)
-                    self._wake_unless_listener()
+                self._started(job)
                 segments, job.segments = job.segments, None  # the pickles are not needed after this
-                self._send(worker, ch.TASK, job.tag, segments or [])
+                self._send(worker, ch.TASK, job.tag, segments or [], job.flag & 1)
                 return
             # Final already (cancelled between queue and worker): the worker is free again.
             with self._lock:
@@ -394,7 +434,55 @@ class ProcessPool:
             if stop:
                 self._send_stop(worker)
 
-    def _send(self, worker: _Worker, kind: int, tag: int, segments: list[Any]) -> None:
+    def _started(self, job: _Job) -> None:
+        """Note that ``job`` runs now (it was marked running): start its timeout clock."""
+        job.started_at = time.monotonic()
+        if job.timeout is not None:
+            with self._lock:
+                if job.state == _IN_WORKER and job.kill_at is None:
+                    job.timeout_at = job.started_at + job.timeout
+                    self._deadline_jobs.add(job)
+            self._wake_unless_listener()
+
+    def _send_ahead(self, worker: _Worker) -> None:
+        """Send a quick worker the next queued task while it runs its current one."""
+        with self._lock:
+            if (
+                not worker.quick
+                or worker.next_job is not None
+                or worker.job is None
+                or not worker.alive
+                or self._closing
+            ):
+                return
+            job = self._next_job_locked()
+            if job is None:
+                return
+            self._assign_locked(worker, job, ahead=True)
+            segments = job.segments  # kept: it is sent again elsewhere if this worker dies
+        self._send(worker, ch.TASK, job.tag, segments or [], job.flag & 1)
+
+    def _promote(self, worker: _Worker, job: _Job) -> None:
+        """The task sent ahead runs now (the worker started it when it sent its last result)."""
+        job.segments = None
+        if job.finished:
+            # Cancelled before its turn; the worker normally skips it. If it
+            # started just before the flag was set, it gets the usual grace.
+            with self._lock:
+                if worker.job is job:
+                    self._stop_job_locked(job)
+            return
+        if self._host._mark_running(job.task):
+            self._started(job)
+            return
+        with self._lock:  # final meanwhile: our cancel() call is on its way; stop it anyway
+            job.finished = True
+            if worker.job is job:
+                self._stop_job_locked(job)
+
+    def _send(
+        self, worker: _Worker, kind: int, tag: int, segments: list[Any], aux: int = 0
+    ) -> None:
         # A send to a worker that just died fails with EPIPE or the like; the
         # listener sees its sentinel and deals with the job, so nothing to do.
         with worker.send_lock:
@@ -402,7 +490,7 @@ class ProcessPool:
             if sock is None:
                 return
             try:  # noqa: SIM105 - hot path; contextlib.suppress costs more
-                ch.send_frame(sock, kind, tag, segments)
+                ch.send_frame(sock, kind, tag, segments, aux)
             except OSError:
                 pass
 
@@ -421,7 +509,7 @@ class ProcessPool:
     # ---------------------------------------------------------- the listener
 
     def _start_listener_locked(self) -> None:
-        self._flags = CancelFlags(self._max_workers)
+        self._flags = CancelFlags(2 * self._max_workers)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -629,7 +717,7 @@ class ProcessPool:
         if not frames:
             return
         try:
-            for kind, tag, segments in frames:
+            for kind, tag, _aux, segments in frames:
                 try:
                     self._handle(worker, kind, tag, segments)
                 except Exception:
@@ -638,15 +726,18 @@ class ProcessPool:
             frames.clear()
 
     def _handle(self, worker: _Worker, kind: int, tag: int, segments: list[Any]) -> None:
+        # Messages about a task come in order: its progress and events, then
+        # its result; then those of the task sent ahead, which is the worker's
+        # current job by then. A tag that does not match is late news.
         job = worker.job
         if kind == ch.PROGRESS:
-            if job is not None and job.tag == tag:
+            if job is not None and job.tag == tag and not job.finished:
                 progress, message = pickle.loads(segments[0])
                 job.task._report.set(progress, message)
         elif kind == ch.EVENT:
-            if job is not None and job.tag == tag:
+            if job is not None and job.tag == tag and not job.finished:
                 self._on_event(job, segments)
-        elif kind == ch.DONE_OK or kind == ch.DONE_ERROR:
+        elif kind == ch.DONE_OK or kind == ch.DONE_ERROR or kind == ch.SKIPPED:
             if job is not None and job.tag == tag:
                 self._on_done(worker, job, kind, segments)
         elif kind == ch.LOG:
@@ -667,32 +758,49 @@ class ProcessPool:
         self._host._deliver_event(job.task, name, data)
 
     def _on_done(self, worker: _Worker, job: _Job, kind: int, segments: list[Any]) -> None:
-        meta = pickle.loads(segments[0])
+        # SKIPPED: the worker found the task's flag set before starting it.
+        # The host still needs the outcome unless it was told already.
+        report = not job.finished
         result: Any = None
         error: BaseException | None = None
-        if kind == ch.DONE_OK:
-            try:
-                result = loads(segments[1], segments[2:])
-            except Exception as unpickling:
-                error = _unpickling_error(f"the result of type {meta[2]}", unpickling)
-        else:
-            error = load_exception(meta[2], segments[1])
-        if job.failure is not None:
-            result, error = None, job.failure
-        progress, message = meta[0], meta[1]
-        report = job.task._report
-        if report.progress != progress or report.message != message:
-            report.set(progress, message)
+        if report and kind != ch.SKIPPED:
+            meta = pickle.loads(segments[0])
+            if kind == ch.DONE_OK:
+                try:
+                    result = loads(segments[1], segments[2:])
+                except Exception as unpickling:
+                    error = _unpickling_error(f"the result of type {meta[2]}", unpickling)
+            else:
+                error = load_exception(meta[2], segments[1])
+            if job.failure is not None:
+                result, error = None, job.failure
+            progress, message = meta[0], meta[1]
+            task_report = job.task._report
+            if task_report.progress != progress or task_report.message != message:
+                task_report.set(progress, message)
+        elapsed = time.monotonic() - job.started_at
         with self._lock:
+            if kind != ch.SKIPPED:
+                worker.quick = elapsed < PREFETCH_LIMIT
             self._forget_locked(job)
-            stop = self._park_locked(worker)
-            next_job = worker.job
+            ahead = worker.next_job
+            stop = False
+            if ahead is not None:
+                worker.next_job = None
+                worker.job = ahead
+            else:
+                stop = self._park_locked(worker)
+            head = worker.job
         # The worker gets its next task before the host hears about this one.
-        if next_job is not None:
-            self._dispatch(worker, next_job)
+        if ahead is not None:
+            self._promote(worker, ahead)
+        elif head is not None:
+            self._dispatch(worker, head)
         elif stop:
             self._send_stop(worker)
-        self._host._finish(job.task, result=result, error=error)
+        self._send_ahead(worker)
+        if report:
+            self._host._finish(job.task, result=result, error=error)
 
     def _on_ready(self, worker: _Worker) -> None:
         with self._lock:
@@ -771,6 +879,19 @@ class ProcessPool:
             job = worker.job
             if job is not None:
                 self._forget_locked(job)
+            ahead = worker.next_job
+            refused = None
+            if ahead is not None:
+                # It never started (its predecessor's result did not arrive).
+                self._forget_locked(ahead)
+                if self._closing:
+                    refused = None if ahead.finished else ahead
+                elif not ahead.finished:
+                    ahead.state = _QUEUED
+                    ahead.worker = None
+                    self._jobs[ahead.task.id] = ahead
+                    self._queue.appendleft(ahead)
+                    self._queued += 1
             if not self._closing and not self._init_failed and (was_ready or job is not None):
                 # Keep the pool at its size: a replacement starts at the
                 # listener's next turn (it calls _spawn_requested every loop).
@@ -779,10 +900,14 @@ class ProcessPool:
                 self._starting += 1
             else:
                 self._want_worker_locked()
-        if job is not None:
+        if refused is not None:
+            self._host._finish(
+                refused.task, error=ManagerShutdownError("the process pool shut down")
+            )
+        if job is not None and not job.finished:
             error = job.failure or WorkerCrashedError(worker.pid, exitcode)
             self._host._finish(job.task, error=error)
-        elif not was_ready and not worker.init_failed and not self._closing:
+        elif job is None and not was_ready and not worker.init_failed and not self._closing:
             failure = WorkerCrashedError(worker.pid, exitcode)
             failure.args = (f"worker process {worker.pid} {_how(exitcode)} while starting",)
             self._startup_failed(worker, failure)
@@ -832,6 +957,10 @@ class ProcessPool:
                     tracker._stop()
                 except Exception:
                     logger.debug("tasker: could not stop the resource tracker", exc_info=True)
+
+
+def _shut_down() -> ManagerShutdownError:
+    return ManagerShutdownError("the process pool is shut down")
 
 
 def _how(exitcode: int | None) -> str:

@@ -14,7 +14,11 @@ progress and message. Two daemon threads help:
   (``POLLRDHUP``/``POLLHUP``), which happens when the parent dies by any
   means, and then kills the worker's whole process group.
 
-``is_cancelled()`` reads this worker's byte of the shared flag region.
+``is_cancelled()`` reads one byte of the shared flag region. Each worker
+owns two bytes (``2 * slot`` and ``2 * slot + 1``): the pool may send the next
+task while the current one runs, and each of the two uses its own byte, named
+in the TASK frame. A task whose byte is already set when its turn comes was
+cancelled before it started: it is not run, and the worker says SKIPPED.
 """
 
 from __future__ import annotations
@@ -146,12 +150,19 @@ class Worker:
             if frame is None or frame[0] == ch.STOP:
                 return
             if frame[0] == ch.TASK:
-                self._run_task(frame[1], frame[2])
+                _kind, tag, aux, segments = frame
+                del frame
+                flag_index = 2 * self.slot + aux
+                if self.flags[flag_index]:
+                    self.send(ch.SKIPPED, tag, [])
+                else:
+                    self._run_task(tag, flag_index, segments)
+                del segments
 
     def _send_log(self, data: bytes) -> None:
         self.send(ch.LOG, 0, [data])
 
-    def _next_frame(self) -> tuple[int, int, list[Any]] | None:
+    def _next_frame(self) -> tuple[int, int, int, list[Any]] | None:
         frames = self._reader.frames
         while not frames:
             try:
@@ -161,15 +172,15 @@ class Worker:
                 return None
         return frames.pop(0)
 
-    def _run_task(self, tag: int, segments: list[Any]) -> None:
+    def _run_task(self, tag: int, flag_index: int, segments: list[Any]) -> None:
         report = ProgressReport(self.sender.notify)
         try:
             fn, args, kwargs = loads(segments[0], segments[1:])
         except BaseException as error:
             self._send_error(tag, report, error)
             return
-        del segments
-        context = ExecutionContext(report, self.flags, self.slot, TaskBackend(self, tag, report))
+        segments.clear()  # drop the pickles (and large argument buffers) early
+        context = ExecutionContext(report, self.flags, flag_index, TaskBackend(self, tag, report))
         self.sender.current = (tag, report)
         try:
             result = fn(context, *args, **kwargs)
