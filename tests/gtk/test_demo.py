@@ -22,7 +22,8 @@ from gi.repository import GdkPixbuf  # noqa: E402
 
 from tasker.demo.__main__ import tour_requested  # noqa: E402
 
-pytestmark = pytest.mark.gtk
+# The tour is a real application run: give it more than the default 120 s on slow machines.
+pytestmark = [pytest.mark.gtk, pytest.mark.timeout(400)]
 
 
 def region_spread(pixbuf: GdkPixbuf.Pixbuf, box: list[float] | None = None) -> float:
@@ -52,7 +53,7 @@ def tour(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Completed
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=360,
     )
     return completed, output
 

@@ -295,13 +295,18 @@ def test_finished_timeout_drops_kept_items(task_manager: TaskManager, gate: Gate
 
 def test_updates_off_the_main_thread_are_refused(tasker_errors: pytest.LogCaptureFixture) -> None:
     # A manager whose callbacks run on a private thread, not the GLib main loop.
-    manager = TaskManager(ThreadDispatcher())
+    dispatcher = ThreadDispatcher()  # callbacks on its own thread, not the main loop
+    manager = TaskManager(dispatcher)
     try:
         model = TaskListModel(manager)
         changes: list[object] = []
         model.connect("items-changed", lambda *args: changes.append(args))
+        idle = threading.Event()
+        manager.tasks_updated.connect(lambda sender, tasks, progress: tasks or idle.set())
         manager.run_thread(lambda context: None)
-        assert manager.wait_until_settled(10)
+        assert idle.wait(10)
+        manager.shutdown()
+        dispatcher.close()  # joins the dispatch thread: the idle emission has finished
         assert changes == [] and model.get_n_items() == 0
         assert any(
             record.exc_info and isinstance(record.exc_info[1], WrongThreadError)
@@ -321,6 +326,7 @@ def test_updates_off_the_main_thread_are_refused(tasker_errors: pytest.LogCaptur
         assert len(raised) == 1 and isinstance(raised[0], WrongThreadError)
     finally:
         manager.shutdown()
+        dispatcher.close()
 
 
 def test_a_dropped_model_stops_receiving_updates(task_manager: TaskManager) -> None:

@@ -167,11 +167,16 @@ def test_widgets_work_together_on_one_model(
 def test_widget_updates_off_the_main_thread_are_refused(
     tasker_errors: pytest.LogCaptureFixture,
 ) -> None:
-    manager = TaskManager(ThreadDispatcher())
+    dispatcher = ThreadDispatcher()  # callbacks on its own thread, not the main loop
+    manager = TaskManager(dispatcher)
     try:
         bar = TaskProgressBar(manager)
+        idle = threading.Event()
+        manager.tasks_updated.connect(lambda sender, tasks, progress: tasks or idle.set())
         manager.run_thread(lambda context: context.set_message("from elsewhere"))
-        assert manager.wait_until_settled(10)
+        assert idle.wait(10)
+        manager.shutdown()
+        dispatcher.close()  # joins the dispatch thread: the idle emission has finished
         assert bar.label.get_text() == "Idle"
         refused = [
             record
@@ -181,6 +186,7 @@ def test_widget_updates_off_the_main_thread_are_refused(
         assert refused
     finally:
         manager.shutdown()
+        dispatcher.close()
 
 
 def test_every_widget_update_runs_on_the_main_thread(

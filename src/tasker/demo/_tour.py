@@ -98,7 +98,7 @@ class Tour:
         if PROCESSES_AVAILABLE:
             w.buttons["render"].emit("clicked")  # the slowest one first
         download = w.start_download()
-        hashing = w.start_hash()
+        w.start_hash()
         if PROCESSES_AVAILABLE:
             await self.until(lambda: w.fractal.rows_drawn >= w.fractal.height * 0.3, "30 % rows")
         await self.until(lambda: download.get_progress() > 0.15, "download progress")
@@ -170,7 +170,7 @@ class Tour:
                 "cancelled and a fresh worker replaced it.",
             )
 
-        await self.until(lambda: all(t.is_final() for t in (download, hashing)), "first tasks")
+        await self.until(lambda: not task_mgr.has_tasks(), "the earlier tasks to end")
         w.model.clear_finished()
         started = [w.start_download(), w.start_hash()]
         if PROCESSES_AVAILABLE:
