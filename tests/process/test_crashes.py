@@ -102,3 +102,23 @@ def test_crashed_worker_pids_are_reaped(make_manager):
     pid = task.exception().pid
     wait_gone([pid])
     assert pid not in [p.pid for p in __import__("multiprocessing").active_children()]
+
+
+def test_idle_worker_killed_just_before_a_submit(make_manager):
+    # Races a submit against the death of the idle worker it goes to: the task
+    # either reaches a live worker or, if the send failed, is retried on the
+    # replacement; a send that made it into a dying worker's socket fails it.
+    manager = make_manager(max_workers=1)
+    outcomes = set()
+    for _ in range(10):
+        pid = finish(manager.run_process(work.pid)).result()
+        os.kill(pid, signal.SIGKILL)
+        task = finish(manager.run_process(work.add, 1, 2))
+        if task.get_status() == TaskStatus.COMPLETED:
+            assert task.result() == 3
+            outcomes.add("completed")
+        else:
+            assert isinstance(task.exception(), WorkerCrashedError)
+            outcomes.add("crashed")
+        wait_gone([pid])
+    assert outcomes

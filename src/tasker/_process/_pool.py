@@ -78,12 +78,23 @@ _SOCKET_BUFFER = 1 << 20
 
 #: A worker gets the next task in advance only while its tasks take less than this.
 PREFETCH_LIMIT = 0.002
+#: ... and only a task this small: a send to a busy worker must never block, or
+#: the listener and a worker sending a large event could wait for each other.
+PREFETCH_MAX_BYTES = 64 * 1024
 
 # Job states.
 _QUEUED = 0  # in the queue
 _IN_WORKER = 1  # assigned to a worker (being sent, or running there)
 _DROPPED = 2  # cancelled while queued; skipped when it reaches the head of the queue
 _OVER = 3  # finished or forgotten
+
+
+# Pools whose listener runs, and the multiprocessing helper processes (fork
+# server, resource tracker) a tasker pool started: the last pool to shut down
+# stops those, when no other process of this program may still need them.
+_registry_lock = threading.Lock()
+_live_pools: set[int] = set()
+_started_helpers: set[str] = set()
 
 
 class _Job:
@@ -97,12 +108,14 @@ class _Job:
         "kill_at",
         "killed",
         "segments",
+        "size",
         "started_at",
         "state",
         "tag",
         "task",
         "timeout",
         "timeout_at",
+        "unsent",
         "worker",
     )
 
@@ -112,6 +125,8 @@ class _Job:
         self.task = task
         self.tag = task.id & 0xFFFFFFFF
         self.segments: list[Any] | None = segments
+        self.size = sum(memoryview(segment).nbytes for segment in segments)
+        self.unsent = False  # its send failed: the worker died before it could see it
         self.timeout = timeout
         self.grace = grace
         self.state = _QUEUED
@@ -133,6 +148,7 @@ class _Worker:
 
     __slots__ = (
         "alive",
+        "exiting",
         "flip",
         "init_failed",
         "job",
@@ -159,6 +175,7 @@ class _Worker:
         self.send_lock = threading.Lock()
         self.ready = False
         self.alive = True
+        self.exiting = False  # its sentinel fired: no new work, whatever it still says
         self.registered = True  # channel registered with the selector
         self.init_failed = False
         self.job: _Job | None = None  # the task it runs (or is being sent)
@@ -228,8 +245,6 @@ class ProcessPool:
         # Owned by the listener thread.
         self._selector: selectors.BaseSelector | None = None
         self._context: BaseContext | None = None
-        self._started_forkserver = False
-        self._started_tracker = False
 
     # ------------------------------------------------------------ the contract
 
@@ -379,6 +394,14 @@ class ProcessPool:
                 return job
         return None
 
+    def _peek_job_locked(self) -> _Job | None:
+        queue = self._queue
+        while queue:
+            if queue[0].state == _QUEUED:
+                return queue[0]
+            queue.popleft()
+        return None
+
     def _forget_locked(self, job: _Job) -> None:
         job.state = _OVER
         self._jobs.pop(job.task.id, None)
@@ -392,6 +415,8 @@ class ProcessPool:
 
     def _park_locked(self, worker: _Worker) -> bool:
         """Give a free worker its next job or make it idle; True: it is to be sent STOP."""
+        if worker.exiting:
+            return False
         job = self._next_job_locked()
         if job is not None:
             self._assign_locked(worker, job)
@@ -419,10 +444,13 @@ class ProcessPool:
         """Send ``job`` (already assigned to ``worker``) unless it became final; then the next."""
         host = self._host
         while job is not None:
-            if host._mark_running(job.task):
+            # A job put back after its worker died unseen was marked running already.
+            if job.started_at or host._mark_running(job.task):
                 self._started(job)
                 segments, job.segments = job.segments, None  # the pickles are not needed after this
-                self._send(worker, ch.TASK, job.tag, segments or [], job.flag & 1)
+                if not self._send(worker, ch.TASK, job.tag, segments or [], job.flag & 1):
+                    # The worker is gone and never saw it: retry on the replacement.
+                    job.segments, job.unsent = segments, True
                 return
             # Final already (cancelled between queue and worker): the worker is free again.
             with self._lock:
@@ -451,13 +479,14 @@ class ProcessPool:
                 not worker.quick
                 or worker.next_job is not None
                 or worker.job is None
-                or not worker.alive
+                or worker.exiting
                 or self._closing
             ):
                 return
-            job = self._next_job_locked()
-            if job is None:
-                return
+            job = self._peek_job_locked()
+            if job is None or job.size > PREFETCH_MAX_BYTES:
+                return  # a large task waits until the worker is free to read it
+            self._next_job_locked()
             self._assign_locked(worker, job, ahead=True)
             segments = job.segments  # kept: it is sent again elsewhere if this worker dies
         self._send(worker, ch.TASK, job.tag, segments or [], job.flag & 1)
@@ -482,17 +511,17 @@ class ProcessPool:
 
     def _send(
         self, worker: _Worker, kind: int, tag: int, segments: list[Any], aux: int = 0
-    ) -> None:
-        # A send to a worker that just died fails with EPIPE or the like; the
-        # listener sees its sentinel and deals with the job, so nothing to do.
+    ) -> bool:
+        """Write one frame to ``worker``; False if it is gone (its sentinel tells the rest)."""
         with worker.send_lock:
             sock = worker.sock
             if sock is None:
-                return
-            try:  # noqa: SIM105 - hot path; contextlib.suppress costs more
+                return False
+            try:
                 ch.send_frame(sock, kind, tag, segments, aux)
             except OSError:
-                pass
+                return False
+            return True
 
     def _send_stop(self, worker: _Worker) -> None:
         self._send(worker, ch.STOP, 0, [])
@@ -516,6 +545,8 @@ class ProcessPool:
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._listener = threading.Thread(target=self._listen, name=LISTENER_NAME, daemon=True)
+        with _registry_lock:
+            _live_pools.add(id(self))
         self._listener.start()
 
     def _listen(self) -> None:
@@ -671,29 +702,31 @@ class ProcessPool:
         return worker
 
     def _make_context(self) -> BaseContext:
-        """The multiprocessing context; remembers which helper processes we start."""
-        if self._method == "forkserver":
-            from multiprocessing import forkserver
+        """The multiprocessing context; notes the helper processes tasker starts."""
+        with _registry_lock:
+            if self._method == "forkserver":
+                from multiprocessing import forkserver
 
-            server = getattr(forkserver, "_forkserver", None)
-            if server is not None and getattr(server, "_forkserver_pid", 0) is None:
-                self._started_forkserver = True
-                preload = list(getattr(server, "_preload_modules", []))
-                if preload == ["__main__"] and "gi" in sys.modules:
-                    # The default preload runs the main module in the fork
-                    # server. A GTK application's would initialise GTK there and
-                    # hand its state to every worker through fork; each worker
-                    # imports the main module cleanly instead.
-                    preload = []
-                if _WORKER_MODULE not in preload:
-                    preload.append(_WORKER_MODULE)
-                server.set_forkserver_preload(preload)
-        if self._method != "fork":
-            from multiprocessing import resource_tracker
+                server = getattr(forkserver, "_forkserver", None)
+                if server is not None and getattr(server, "_forkserver_pid", 0) is None:
+                    _started_helpers.add("forkserver")
+                    preload = list(getattr(server, "_preload_modules", []))
+                    if preload == ["__main__"] and "gi" in sys.modules:
+                        # The default preload runs the main module in the fork
+                        # server. A GTK application's would initialise GTK
+                        # there and hand its state to every worker through
+                        # fork; each worker imports the main module cleanly
+                        # instead.
+                        preload = []
+                    if _WORKER_MODULE not in preload:
+                        preload.append(_WORKER_MODULE)
+                    server.set_forkserver_preload(preload)
+            if self._method != "fork":
+                from multiprocessing import resource_tracker
 
-            tracker = getattr(resource_tracker, "_resource_tracker", None)
-            if tracker is not None and getattr(tracker, "_pid", 0) is None:
-                self._started_tracker = True
+                tracker = getattr(resource_tracker, "_resource_tracker", None)
+                if tracker is not None and getattr(tracker, "_pid", 0) is None:
+                    _started_helpers.add("tracker")
         self._context = multiprocessing.get_context(self._method)
         return self._context
 
@@ -848,6 +881,10 @@ class ProcessPool:
 
     def _on_exit(self, worker: _Worker) -> None:
         """The worker process ended: deliver what it sent, fail its task, replace it."""
+        with self._lock:
+            worker.exiting = True
+            if worker in self._idle:
+                self._idle.remove(worker)
         selector = self._selector
         assert selector is not None
         selector.unregister(worker.sentinel)
@@ -879,6 +916,9 @@ class ProcessPool:
             job = worker.job
             if job is not None:
                 self._forget_locked(job)
+                if job.unsent and not self._closing and not job.finished:
+                    self._requeue_locked(job)
+                    job = None
             ahead = worker.next_job
             refused = None
             if ahead is not None:
@@ -887,11 +927,7 @@ class ProcessPool:
                 if self._closing:
                     refused = None if ahead.finished else ahead
                 elif not ahead.finished:
-                    ahead.state = _QUEUED
-                    ahead.worker = None
-                    self._jobs[ahead.task.id] = ahead
-                    self._queue.appendleft(ahead)
-                    self._queued += 1
+                    self._requeue_locked(ahead)
             if not self._closing and not self._init_failed and (was_ready or job is not None):
                 # Keep the pool at its size: a replacement starts at the
                 # listener's next turn (it calls _spawn_requested every loop).
@@ -911,6 +947,15 @@ class ProcessPool:
             failure = WorkerCrashedError(worker.pid, exitcode)
             failure.args = (f"worker process {worker.pid} {_how(exitcode)} while starting",)
             self._startup_failed(worker, failure)
+
+    def _requeue_locked(self, job: _Job) -> None:
+        """Put a job that never started back at the head of the queue."""
+        job.state = _QUEUED
+        job.worker = None
+        job.unsent = False
+        self._jobs[job.task.id] = job
+        self._queue.appendleft(job)
+        self._queued += 1
 
     def _drain(self, worker: _Worker, sock: socket.socket) -> None:
         # Events and logs the worker sent before it died are still in the socket.
@@ -935,11 +980,15 @@ class ProcessPool:
             os.close(fd)
         if flags is not None:
             flags.close()
-        if multiprocessing.active_children():
-            return  # someone else's processes may still use the fork server
-        started_forkserver, self._started_forkserver = self._started_forkserver, False
-        started_tracker, self._started_tracker = self._started_tracker, False
-        if started_forkserver:
+        with _registry_lock:
+            _live_pools.discard(id(self))
+            if _live_pools or multiprocessing.active_children():
+                return  # another pool, or someone else's processes, may still use them
+            helpers = set(_started_helpers)
+            _started_helpers.clear()
+        # Stopping waits for the helper to exit, which it does once no process
+        # holds its descriptors any more: ours are all gone by now.
+        if "forkserver" in helpers:
             from multiprocessing import forkserver
 
             server = getattr(forkserver, "_forkserver", None)
@@ -948,7 +997,7 @@ class ProcessPool:
                     server._stop()
                 except Exception:
                     logger.debug("tasker: could not stop the fork server", exc_info=True)
-        if started_tracker:
+        if "tracker" in helpers:
             from multiprocessing import resource_tracker
 
             tracker = getattr(resource_tracker, "_resource_tracker", None)

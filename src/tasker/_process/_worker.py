@@ -76,6 +76,7 @@ def main(
 ) -> None:
     """Entry point of a worker process (the ``Process`` target)."""
     _become_worker(options)
+    sock.set_inheritable(False)  # programs the task starts must not hold our channel
     flags = attach_flags(flags_fd.take(), flags_size)
     Worker(sock, flags, slot, options).run()
 
