@@ -412,3 +412,32 @@ def test_iteration_and_len(task_manager: TaskManager) -> None:
     gate.set()
     run_until(lambda: not task_manager.has_tasks())
     assert list(task_manager) == []
+
+
+def test_wait_until_settled_from_another_thread_while_the_loop_runs(
+    task_manager: TaskManager,
+) -> None:
+    done: list[Task[Any]] = []
+    outcome: list[bool] = []
+    task_manager.add_coroutine(sleeper, 0.01, when_done=done.append)
+    waiter = threading.Thread(target=lambda: outcome.append(task_manager.wait_until_settled(30)))
+    waiter.start()
+    run_until(lambda: outcome, timeout=10)  # long before the 30 s timeout
+    waiter.join()
+    assert outcome == [True]
+    assert len(done) == 1
+
+
+def test_cancel_is_announced_at_once(task_manager: TaskManager) -> None:
+    statuses: list[bool] = []
+    gate = threading.Event()
+    task = task_manager.run_thread(block_until, gate)
+    run_until(lambda: task.get_status() == "running")
+    task_manager.tasks_updated.connect(
+        lambda s, tasks, progress: statuses.append(any(t.is_cancelled() for t in tasks))
+    )
+    task.cancel()
+    run_until(lambda: statuses and statuses[-1])
+    assert task.get_status() == "running"  # still finishing, but shown as cancelling
+    gate.set()
+    run_until(task.is_final)

@@ -396,6 +396,7 @@ class TaskManager:
             cancellable = task._cancellable
         if cancellable is not None:
             cancellable.cancel()
+        self._post(None)  # views show "cancelling" now, not at the task's next report
         if task.kind is TaskKind.PROCESS:
             if self._process_pool is not None:
                 self._process_pool.cancel(task)
@@ -506,6 +507,8 @@ class TaskManager:
             with self._lock:
                 if not inbox:
                     self._drain_scheduled = False
+                    if self._undelivered == 0:
+                        self._settled.notify_all()
                     break
                 item = inbox.popleft()
             item()
