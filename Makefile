@@ -81,9 +81,9 @@ test: lint typecheck pytest
 
 demo: setup
 	@if [ -z "$${DISPLAY:-}" ] && [ -z "$${WAYLAND_DISPLAY:-}" ]; then \
-	    echo "No display: running the demo under Xvfb"; \
-	    echo "$(XVFB_RUN) $(PY) -m tasker.demo"; \
-	    GTK_A11Y=none $(XVFB_RUN) $(PY) -m tasker.demo; \
+	    echo "No display: running the demo's scripted tour under Xvfb"; \
+	    echo "$(XVFB_RUN) $(PY) -m tasker.demo --tour"; \
+	    GTK_A11Y=none $(XVFB_RUN) $(PY) -m tasker.demo --tour; \
 	else \
 	    echo "$(PY) -m tasker.demo"; \
 	    $(PY) -m tasker.demo; \
