@@ -197,3 +197,13 @@ def test_cancel_many_queued_tasks(make_manager, tmp_path):
     assert blocker.get_status() == TaskStatus.COMPLETED
     assert all(t.get_status() == TaskStatus.CANCELLED for t in queued[::2])
     assert [t.result() for t in queued[1::2]] == list(range(1, 2000, 2))
+
+
+def test_huge_timeout_and_grace_do_not_break_the_listener(make_manager):
+    manager = make_manager(cancel_grace=1e300)
+    assert finish(manager.run_process(work.add, 1, 1, timeout=float("inf"))).result() == 2
+    task = manager.run_process(work.cooperative, False, timeout=40 * 86400.0)
+    task.cancel()  # the kill deadline is 1e300 s away: the task returns by itself
+    finish(task)
+    assert task.get_status() == TaskStatus.CANCELLED
+    assert finish(manager.run_process(work.add, 2, 2)).result() == 4

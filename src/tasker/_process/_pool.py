@@ -82,6 +82,9 @@ PREFETCH_LIMIT = 0.002
 #: the listener and a worker sending a large event could wait for each other.
 PREFETCH_MAX_BYTES = 64 * 1024
 
+#: The longest single wait of the listener (far deadlines are re-checked this often).
+_MAX_WAIT = 3600.0
+
 # Job states.
 _QUEUED = 0  # in the queue
 _IN_WORKER = 1  # assigned to a worker (being sent, or running there)
@@ -237,6 +240,7 @@ class ProcessPool:
         self._init_failed = False  # stop starting workers until the next submit
         self._closing = False
         self._shutdown_at: float | None = None  # when shutdown kills what is left
+        self._failure: BaseException | None = None  # the listener broke: refuse new tasks
         self._listener: threading.Thread | None = None
         self._flags: CancelFlags | None = None
         self._wake_r = -1
@@ -284,7 +288,7 @@ class ProcessPool:
                     self._init_failed = False  # a new submit may try again
                     wake = self._want_worker_locked()
         if refused:
-            self._host._finish(task, error=_shut_down())
+            self._host._finish(task, error=self._failure or _shut_down())
         elif worker is not None:
             self._dispatch(worker, job)
         elif wake:
@@ -552,30 +556,69 @@ class ProcessPool:
     def _listen(self) -> None:
         selector = self._selector
         assert selector is not None
+        failures = 0
         try:
             while True:
-                self._spawn_requested()
-                for key, _events in selector.select(self._select_timeout()):
-                    if key.data is None:
-                        self._drain_wake_pipe()
-                    else:
-                        handler, worker = key.data
-                        try:
-                            handler(worker)
-                        except Exception:
-                            logger.exception("tasker: error in the process listener")
-                self._expire_deadlines()
+                try:
+                    self._turn(selector)
+                except Exception:
+                    # A bug, not a worker's doing: log it and go on, unless it
+                    # repeats at once, when nothing can be trusted any more.
+                    logger.exception("tasker: error in the process listener")
+                    failures += 1
+                    if failures >= 10:
+                        raise
+                    continue
+                failures = 0
                 with self._lock:
                     if self._closing and not self._workers and not self._to_spawn:
                         return
-        except Exception:
-            logger.exception("tasker: the process listener failed")
-            with self._lock:
-                workers = list(self._workers.values())
-            for worker in workers:
-                self._kill(worker)
+        except Exception as error:
+            self._break(error)
         finally:
             selector.close()
+
+    def _turn(self, selector: selectors.BaseSelector) -> None:
+        """One turn of the listener: start workers, wait for news or a deadline, handle it."""
+        self._spawn_requested()
+        for key, _events in selector.select(self._select_timeout()):
+            if key.data is None:
+                self._drain_wake_pipe()
+            else:
+                handler, worker = key.data
+                try:
+                    handler(worker)
+                except Exception:
+                    logger.exception("tasker: error in the process listener")
+        self._expire_deadlines()
+
+    def _break(self, error: Exception) -> None:
+        """The listener cannot go on: kill the workers and fail every task, now and later."""
+        failure = RuntimeError(f"the tasker process pool failed: {error!r}")
+        failure.__cause__ = error
+        with self._lock:
+            self._closing = True
+            self._failure = failure
+            jobs = [job for job in self._jobs.values() if not job.finished]
+            self._jobs.clear()
+            self._queue.clear()
+            self._queued = 0
+            self._idle.clear()
+            self._deadline_jobs.clear()
+            workers = list(self._workers.values())
+            self._workers.clear()
+        for worker in workers:
+            self._kill(worker)
+            worker.alive = False
+            with contextlib.suppress(Exception):
+                worker.process.join(5.0)
+                worker.process.close()
+            with worker.send_lock:
+                if worker.sock is not None:
+                    worker.sock.close()
+                    worker.sock = None
+        for job in jobs:
+            self._host._finish(job.task, error=failure)
 
     def _drain_wake_pipe(self) -> None:
         try:
@@ -596,7 +639,8 @@ class ProcessPool:
                 deadlines.append(self._shutdown_at)
         if not deadlines:
             return None
-        return max(0.0, min(deadlines) - time.monotonic())
+        # Capped: epoll refuses timeouts beyond about 24 days (and inf).
+        return min(_MAX_WAIT, max(0.0, min(deadlines) - time.monotonic()))
 
     def _expire_deadlines(self) -> None:
         now = time.monotonic()
