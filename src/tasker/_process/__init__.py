@@ -9,6 +9,20 @@ forwards worker log records.
 
 from __future__ import annotations
 
-from ._pool import ProcessPool, default_start_method
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._pool import ProcessPool, default_start_method
 
 __all__ = ["ProcessPool", "default_start_method"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: a worker imports this package for ``_worker`` and never needs the
+    # parent side, whose imports (selectors, the multiprocessing context...)
+    # would only slow its start.
+    if name in __all__:
+        from . import _pool
+
+        return getattr(_pool, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

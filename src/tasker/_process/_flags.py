@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import tempfile
 from typing import Any
 
 __all__ = ["CancelFlags", "FdArg", "attach_flags"]
@@ -52,6 +51,8 @@ def _anonymous_file(size: int) -> int:
         else:
             os.ftruncate(fd, size)
             return fd
+    import tempfile  # rarely needed: not imported up front
+
     with tempfile.TemporaryFile() as file:
         # TemporaryFile is already unlinked on POSIX; keep a duplicate of its descriptor.
         fd = os.dup(file.fileno())

@@ -49,6 +49,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -755,15 +756,26 @@ class ProcessPool:
                 if server is not None and getattr(server, "_forkserver_pid", 0) is None:
                     _started_helpers.add("forkserver")
                     preload = list(getattr(server, "_preload_modules", []))
-                    if preload == ["__main__"] and "gi" in sys.modules:
-                        # The default preload runs the main module in the fork
-                        # server. A GTK application's would initialise GTK
-                        # there and hand its state to every worker through
-                        # fork; each worker imports the main module cleanly
-                        # instead.
+                    if preload == ["__main__"] and _gtk_loaded():
+                        # The default preload imports the main module in the
+                        # fork server once, so workers start without importing
+                        # it again. A GTK application's main module would
+                        # initialise GTK there (a display connection, maybe
+                        # threads) and hand that state to every worker through
+                        # fork: each worker imports it cleanly instead.
                         preload = []
-                    if _WORKER_MODULE not in preload:
-                        preload.append(_WORKER_MODULE)
+                    # Python 3.11's fork server never actually preloads
+                    # "__main__" (it is not given the path), so each worker
+                    # imports the main module itself. Modules that module is
+                    # likely to import and that are safe to import before a
+                    # fork (no threads, no display connection) are preloaded
+                    # here, so that import finds them already loaded.
+                    extra = [name for name in _SAFE_PRELOAD if name in sys.modules]
+                    if not _workers_import_gi():
+                        extra = []  # it would only delay the first worker
+                    for name in [_WORKER_MODULE, *extra]:
+                        if name not in preload:
+                            preload.append(name)
                     server.set_forkserver_preload(preload)
             if self._method != "fork":
                 from multiprocessing import resource_tracker
@@ -1050,6 +1062,34 @@ class ProcessPool:
                     tracker._stop()
                 except Exception:
                     logger.debug("tasker: could not stop the resource tracker", exc_info=True)
+
+
+def _gtk_loaded() -> bool:
+    return any(name in sys.modules for name in _GTK_MODULES)
+
+
+_GTK_MODULES = ("gi.repository.Gtk", "gi.repository.Gdk", "gi.repository.GdkX11")
+#: Preloaded in the fork server when the application has loaded them: slow to
+#: import, and importing them starts no thread and opens no display.
+_SAFE_PRELOAD = ("gi", "gi.repository.GLib", "gi.repository.GObject", "gi.repository.Gio")
+
+
+def _workers_import_gi() -> bool:
+    """True if each worker will import a main module that imports PyGObject itself."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        return False
+    spec_name = getattr(getattr(main, "__spec__", None), "name", None)
+    if spec_name is not None:
+        if spec_name == "__main__" or spec_name.endswith(".__main__"):
+            return False  # multiprocessing does not import a package's __main__ in children
+    elif getattr(main, "__file__", None) is None:
+        return False  # python -c, or interactive: nothing to import
+    return any(
+        isinstance(value, types.ModuleType)
+        and (value.__name__ == "gi" or value.__name__.startswith("gi."))
+        for value in list(vars(main).values())
+    )
 
 
 def _shut_down() -> ManagerShutdownError:
