@@ -658,7 +658,9 @@ class TaskManager:
             self._finish(task, error=error)
             return
         loop = asyncio.get_running_loop()
-        self._async_tasks[task.id] = loop.create_task(self._run_coroutine(task, awaitable))
+        handle = loop.create_task(self._run_coroutine(task, awaitable))
+        handle.add_done_callback(functools.partial(self._coroutine_ended, task, awaitable))
+        self._async_tasks[task.id] = handle
         if task.timeout is not None:
             loop.call_later(task.timeout, self._coroutine_timed_out, task)
 
@@ -673,8 +675,16 @@ class TaskManager:
             self._finish(task, error=error)
         else:
             self._finish(task, result=result)
-        finally:
-            self._async_tasks.pop(task.id, None)
+
+    def _coroutine_ended(self, task: Task[Any], awaitable: Awaitable[Any], handle: Any) -> None:
+        self._async_tasks.pop(task.id, None)
+        if handle.cancelled():
+            # Cancelled before its first step, so _run_coroutine's handlers never
+            # ran: finish the task here and close the coroutine that never started.
+            close = getattr(awaitable, "close", None)
+            if close is not None:
+                close()
+            self._finish(task, cancelled=True)
 
     def _cancel_coroutine(self, task: Task[Any]) -> None:
         handle = self._async_tasks.get(task.id)
