@@ -40,8 +40,10 @@ class ThreadPool:
             thread = threading.Thread(
                 target=self._work, name=f"tasker-thread-{len(self._threads) + 1}", daemon=True
             )
+            # Started under the lock, so stop() never sees (and joins) an unstarted thread.
+            # The new thread needs the lock only once it looks for work.
+            thread.start()
             self._threads.append(thread)
-        thread.start()
 
     def _work(self) -> None:
         while True:
