@@ -366,6 +366,7 @@ def test_shutdown_with_live_tasks_leaves_no_thread(recorder: Recorder) -> None:
         manager.run_thread(block_until, stubborn, when_done=recorder.when_done),
     ]
     assert started.wait(5)
+    run_until(lambda: tasks[2].get_status() == "running")  # still pending: nothing to leave
     manager.shutdown(timeout=0.5)
     assert [t.get_status() for t in tasks[:2]] == ["cancelled", "cancelled"]
     # The third ignores cancellation: shutdown reports it and leaves it; the
