@@ -38,9 +38,16 @@ async def sleeper(context: ExecutionContext, seconds: float) -> str:
 def test_key_replacement_cancels_the_old_task(
     task_manager: TaskManager, recorder: Recorder
 ) -> None:
+    gate = threading.Event()
+
+    async def gated(context: ExecutionContext) -> None:
+        while not gate.is_set():  # keeps the key until the test has looked at it
+            await asyncio.sleep(0.001)
+
     old = task_manager.add_coroutine(sleeper, 30, key="preview", when_done=recorder.when_done)
-    new = task_manager.add_coroutine(sleeper, 0, key="preview", when_done=recorder.when_done)
+    new = task_manager.add_coroutine(gated, key="preview", when_done=recorder.when_done)
     assert task_manager.get_task("preview") is new
+    gate.set()
     run_until(lambda: len(recorder.done) == 2)
     assert old.get_status() == "cancelled"
     assert new.get_status() == "completed"
