@@ -24,9 +24,16 @@ class LoopThread:
         # Guards lazy start and stop only.
         self._lock = threading.Lock()
 
-    def call_soon(self, fn: Callable[..., object], *args: Any) -> None:
-        """Run ``fn(*args)`` on the loop, starting the loop thread if needed."""
-        self._ensure_loop().call_soon_threadsafe(fn, *args)
+    def call_soon(self, fn: Callable[..., object], *args: Any) -> bool:
+        """Run ``fn(*args)`` on the loop, starting the loop thread if needed.
+
+        Returns False, dropping ``fn``, once ``stop`` has closed the loop.
+        """
+        try:
+            self._ensure_loop().call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # "Event loop is closed"
+            return False
+        return True
 
     def call_later(self, delay: float, fn: Callable[..., object], *args: Any) -> None:
         """Run ``fn(*args)`` on the loop after ``delay`` seconds."""

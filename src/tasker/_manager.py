@@ -118,6 +118,7 @@ class TaskManager:
         self._drain_scheduled = False
         self._tick_scheduled = False
         self._tick_urgent = False
+        self._changed = False
         self._last_tick = 0.0
         self._dirty: list[ProgressReport] = []
         self._started = False
@@ -213,7 +214,8 @@ class TaskManager:
         task: Task[T] = self._new_task(
             TaskKind.COROUTINE, key, when_done, when_event, timeout, cancel_grace
         )
-        self._loop().call_soon(self._start_coroutine, task, coro_fn, args, kwargs)
+        if not self._loop().call_soon(self._start_coroutine, task, coro_fn, args, kwargs):
+            self._refused(task)
         return task
 
     def run_thread(
@@ -237,7 +239,10 @@ class TaskManager:
         task: Task[T] = self._new_task(
             TaskKind.THREAD, key, when_done, when_event, timeout, cancel_grace
         )
-        self._threads().submit(functools.partial(self._run_thread_task, task, func, args, kwargs))
+        if not self._threads().submit(
+            functools.partial(self._run_thread_task, task, func, args, kwargs)
+        ):
+            self._refused(task)
         return task
 
     def run_process(
@@ -311,6 +316,13 @@ class TaskManager:
             self._cancel(previous, StopReason.CANCEL)
         self._post(None)
         return task
+
+    def _refused(self, task: Task[Any]) -> None:
+        """The backend stopped under us: shutdown() ran after ``task`` was registered.
+
+        shutdown() has cancelled the task already; this only makes sure it is final.
+        """
+        self._finish(task, error=ManagerShutdownError("the manager shut down as the task started"))
 
     def _ignored_task(self, key: Hashable | None) -> Task[Any]:
         """A task that never ran: what module-level starts inside a worker process get."""
@@ -485,10 +497,17 @@ class TaskManager:
     # --------------------------------------------- delivery to the main thread
 
     def _post(self, item: Callable[[], object] | None) -> None:
-        """Queue ``item`` for the main thread (None: just announce a change)."""
+        """Queue ``item`` for the main thread; None just announces a status change.
+
+        Announcements ride on the rate-limited update tick, so a burst of
+        starts and finishes costs the main thread a bounded number of
+        ``tasks_updated`` emissions.
+        """
+        if item is None:
+            self._schedule_tick(None)
+            return
         with self._lock:
-            if item is not None:
-                self._inbox.append(item)
+            self._inbox.append(item)
             if self._drain_scheduled:
                 return
             self._drain_scheduled = True
@@ -500,14 +519,15 @@ class TaskManager:
             self._post(functools.partial(_call_logged, task.when_event, task, name, data))
 
     def _drain(self) -> None:
-        """Run queued deliveries on the main thread, then emit ``tasks_updated`` once."""
+        """Run queued events and completions on the main thread, in time slices."""
         deadline = time.monotonic() + _DRAIN_SLICE
         inbox = self._inbox
         while True:
             with self._lock:
                 if not inbox:
                     self._drain_scheduled = False
-                    if self._undelivered == 0:
+                    idle = self._undelivered == 0
+                    if idle:
                         self._settled.notify_all()
                     break
                 item = inbox.popleft()
@@ -516,8 +536,12 @@ class TaskManager:
                 # Yield to the main loop (it may have a frame to draw); the
                 # drain stays scheduled, so nobody else schedules another.
                 self._get_dispatcher().call_soon(self._drain)
-                break
-        self._emit_tasks_updated()
+                self._schedule_tick(None)
+                return
+        if idle:
+            self._emit_tasks_updated()  # becoming idle is announced at once, always
+        else:
+            self._schedule_tick(None)
 
     def _deliver_done(self, task: Task[Any]) -> None:
         with self._lock:
@@ -536,8 +560,15 @@ class TaskManager:
 
     def _mark_dirty(self, report: ProgressReport, urgent: bool = False) -> None:
         """Called from any thread when a task's progress or message changes."""
+        self._schedule_tick(report, urgent)
+
+    def _schedule_tick(self, report: ProgressReport | None, urgent: bool = False) -> None:
+        """Make sure an update tick is due: now if urgent, else within the update interval."""
         with self._lock:
-            self._dirty.append(report)
+            if report is None:
+                self._changed = True
+            else:
+                self._dirty.append(report)
             if self._tick_scheduled and (self._tick_urgent or not urgent):
                 return
             self._tick_scheduled = True
@@ -553,19 +584,23 @@ class TaskManager:
         return 1.0 / float(self._options["update_rate"])
 
     def _tick(self) -> None:
-        """Deliver the latest progress and messages (at most ``update_rate`` times a second)."""
+        """Emit ``tasks_updated`` for what changed since the last tick (at most
+        ``update_rate`` times a second): progress, messages and statuses."""
         with self._lock:
             self._tick_scheduled = False
             self._tick_urgent = False
             self._last_tick = time.monotonic()
             dirty, self._dirty = self._dirty, []
-        if not dirty:
+            changed, self._changed = self._changed, False
+        if not dirty and not changed:
             return  # an earlier tick (an urgent one, say) took these changes
         for report in dirty:
             report.dirty = False  # before the handlers read the values: see ProgressReport
         self._emit_tasks_updated()
 
     def _emit_tasks_updated(self) -> None:
+        if not self.tasks_updated.receivers:
+            return  # nobody listens: skip walking every live task
         with self._lock:
             tasks = list(self._tasks.values())
             progress = self._overall_progress()

@@ -28,15 +28,18 @@ class ThreadPool:
         self._idle = 0
         self._stopping = False
 
-    def submit(self, job: Callable[[], object]) -> None:
-        """Queue ``job``; it runs on a pool thread. ``job`` must not raise."""
+    def submit(self, job: Callable[[], object]) -> bool:
+        """Queue ``job``; it runs on a pool thread. ``job`` must not raise.
+
+        Returns False, dropping ``job``, once the pool is stopped.
+        """
         with self._cond:
             if self._stopping:
-                raise RuntimeError("thread pool is stopped")
+                return False
             self._queue.append(job)
             if self._idle > len(self._queue) - 1 or len(self._threads) >= self._max:
                 self._cond.notify()
-                return
+                return True
             thread = threading.Thread(
                 target=self._work, name=f"tasker-thread-{len(self._threads) + 1}", daemon=True
             )
@@ -44,6 +47,7 @@ class ThreadPool:
             # The new thread needs the lock only once it looks for work.
             thread.start()
             self._threads.append(thread)
+        return True
 
     def _work(self) -> None:
         while True:
