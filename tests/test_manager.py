@@ -449,3 +449,16 @@ def test_cancel_is_announced_at_once(task_manager: TaskManager) -> None:
     assert task.get_status() == "running"  # still finishing, but shown as cancelling
     gate.set()
     run_until(task.is_final)
+
+
+def test_status_changes_are_rate_limited_too(task_manager: TaskManager) -> None:
+    emissions: list[int] = []
+    task_manager.tasks_updated.connect(lambda s, tasks, progress: emissions.append(len(tasks)))
+    start = time.monotonic()
+    for _ in range(2000):
+        task_manager.run_thread(lambda ctx: None)
+    run_until(lambda: not task_manager.has_tasks(), timeout=60)
+    elapsed = time.monotonic() - start
+    # 4,000 status changes; emissions follow the 20/s tick, plus the idle one.
+    assert len(emissions) <= 20 * elapsed + 5, (len(emissions), elapsed)
+    assert emissions[-1] == 0
