@@ -779,7 +779,21 @@ class TaskManager:
                     ", ".join(t.name for t in stuck),
                 )
         if self._loop_thread is not None:
-            self._loop_thread.stop(max(0.1, deadline - time.monotonic()))
+            stopped = self._loop_thread.stop(max(0.1, deadline - time.monotonic()))
+            if stopped and self._options["loop"] is None:
+                # A coroutine that swallowed its cancellation can never run again
+                # now that our private loop is closed: it ends cancelled here.
+                stuck_coroutines = [
+                    t for t in live if t.kind is TaskKind.COROUTINE and not t._status.is_final
+                ]
+                if stuck_coroutines:
+                    logger.warning(
+                        "%d coroutine task(s) ignored cancellation; their loop is closed: %s",
+                        len(stuck_coroutines),
+                        ", ".join(repr(t.key) for t in stuck_coroutines),
+                    )
+                for task in stuck_coroutines:
+                    self._finish(task, cancelled=True)
         if self._dispatcher is not None:
             # Let the final when_done callbacks run where they belong, if we can.
             self.wait_until_settled(max(0.1, deadline - time.monotonic()))
