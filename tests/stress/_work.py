@@ -332,3 +332,13 @@ def thread_gate(context: ExecutionContext, gate: threading.Event, seconds: float
     while not gate.is_set() and not context.is_cancelled() and time.monotonic() < deadline:
         gate.wait(POLL)
     return "gate"
+
+
+async def async_ignore_cancel(context: ExecutionContext) -> None:
+    """A coroutine that swallows every cancellation (a bug in user code tasker must survive)."""
+    context.send_event("started", os.getpid())
+    while True:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            continue

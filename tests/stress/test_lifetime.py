@@ -249,3 +249,24 @@ def run_until_result(manager: TaskManager) -> int:
     task = manager.run_process(_work.add, 2, 3)
     run_until(task.is_final, 30)
     return int(task.result())
+
+
+def test_shutdown_ends_a_coroutine_that_ignores_cancellation(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Its loop is closed after shutdown(): it can never run again, so it ends cancelled."""
+    manager = TaskManager(GLibDispatcher())
+    done: list[str] = []
+    events: list[str] = []
+    task = manager.add_coroutine(
+        _work.async_ignore_cancel,
+        when_done=lambda t: done.append(t.get_status()),
+        when_event=lambda t, n, d: events.append(n),
+    )
+    run_until(lambda: events, 30)
+    manager.shutdown(timeout=0.3)
+    assert task.get_status() == "cancelled"
+    assert done == ["cancelled"]
+    assert not manager.has_tasks()
+    assert not tasker_threads()
+    assert any("ignored cancellation" in r.getMessage() for r in caplog.records)
