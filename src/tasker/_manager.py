@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import logging
 import math
@@ -40,6 +41,12 @@ in_worker_process = False
 
 #: Longest stretch one main-thread drain may run before yielding to the main loop.
 _DRAIN_SLICE = 0.004
+#: Inbox items the drain takes per lock acquisition.
+_DRAIN_BATCH = 64
+#: With more undelivered tasks than this, a completion waits up to _BURST_DELAY
+#: seconds for others to share its main-thread drain.
+_BURST = 8
+_BURST_DELAY = 0.001
 
 _OPTIONS = frozenset(
     {
@@ -114,7 +121,8 @@ class TaskManager:
         self._keys: dict[Hashable, Task[Any]] = {}
         self._undelivered = 0
         self._done_since_idle = 0
-        self._inbox: deque[Callable[[], object]] = deque()
+        # Callables (events), and finished tasks whose completion is to be delivered.
+        self._inbox: deque[Callable[[], object] | Task[Any]] = deque()
         self._drain_scheduled = False
         self._tick_scheduled = False
         self._tick_urgent = False
@@ -311,10 +319,15 @@ class TaskManager:
             self._keys[task.key] = task
             self._tasks[task.id] = task
             self._undelivered += 1
+            # The new task is announced by the update tick (what _post(None)
+            # does), under the same lock: one acquisition per start.
+            self._changed = True
+            delay = self._tick_delay_locked(False)
         if previous is not None:
             # "Newest wins": the old owner of the key is cancelled, not awaited.
             self._cancel(previous, StopReason.CANCEL)
-        self._post(None)
+        if delay is not None:
+            self._arm_tick(delay)
         return task
 
     def _refused(self, task: Task[Any]) -> None:
@@ -434,16 +447,21 @@ class TaskManager:
 
     def _mark_running(self, task: Task[Any]) -> bool:
         """Move ``task`` from pending to running; False if it must not run."""
+        delay = None
         with self._lock:
             if task._status is not TaskStatus.PENDING:
                 return False
             stopping = task._stop_reason is not None
             if not stopping:
                 task._status = TaskStatus.RUNNING
+                # Announced by the update tick, as _post(None) would, in the same lock.
+                self._changed = True
+                delay = self._tick_delay_locked(False)
         if stopping:
             self._finish(task)
             return False
-        self._post(None)
+        if delay is not None:
+            self._arm_tick(delay)
         return True
 
     def _finish(
@@ -475,14 +493,24 @@ class TaskManager:
             if self._keys.get(task.key) is task:
                 del self._keys[task.key]
             callbacks, task._done_callbacks = task._done_callbacks, None
-            self._inbox.append(functools.partial(self._deliver_done, task))
+            # The task itself stands for "deliver its completion" (see _drain).
+            self._inbox.append(task)
             schedule = not self._drain_scheduled
             self._drain_scheduled = True
+            burst = self._undelivered > _BURST
         if callbacks:
             for callback in callbacks:
                 _call_logged(callback, task)
         if schedule:
-            self._get_dispatcher().call_soon(self._drain)
+            if burst:
+                # Many tasks are in flight, so more completions are coming:
+                # let them gather for a moment and deliver them in one drain.
+                # Waking the main thread for each one or two costs it more than
+                # the callbacks themselves, and takes the GIL from the threads
+                # that feed the workers. A lone task is delivered at once.
+                self._get_dispatcher().call_later(_BURST_DELAY, self._drain)
+            else:
+                self._get_dispatcher().call_soon(self._drain)
 
     def _add_final_callback(self, task: Task[Any], callback: Callable[[Task[Any]], object]) -> None:
         """Call ``callback(task)`` in the finishing thread once the task is final."""
@@ -519,20 +547,57 @@ class TaskManager:
             self._post(functools.partial(_call_logged, task.when_event, task, name, data))
 
     def _drain(self) -> None:
-        """Run queued events and completions on the main thread, in time slices."""
+        """Run queued events and completions on the main thread, in time slices.
+
+        Items are taken in batches, one lock acquisition each: a completion
+        (a ``Task`` in the inbox) leaves the task table when its batch is
+        taken, and ``_undelivered`` drops once the batch's callbacks have run.
+        What a slice does not reach goes back to the front of the inbox;
+        other threads only append at the back, so the order is kept.
+        """
         deadline = time.monotonic() + _DRAIN_SLICE
         inbox = self._inbox
+        tasks = self._tasks
+        lock = self._lock
+        monotonic = time.monotonic
         while True:
-            with self._lock:
+            with lock:
                 if not inbox:
                     self._drain_scheduled = False
                     idle = self._undelivered == 0
                     if idle:
                         self._settled.notify_all()
                     break
-                item = inbox.popleft()
-            item()
-            if time.monotonic() >= deadline:
+                if len(inbox) <= _DRAIN_BATCH:
+                    batch = list(inbox)
+                    inbox.clear()
+                else:
+                    batch = [inbox.popleft() for _ in range(_DRAIN_BATCH)]
+                for item in batch:
+                    if item.__class__ is Task:
+                        tasks.pop(item.id, None)
+                        self._done_since_idle += 1
+            delivered = taken = 0
+            sliced = False
+            try:
+                for item in batch:
+                    taken += 1
+                    if item.__class__ is Task:
+                        delivered += 1
+                        self._deliver_done(item)
+                    else:
+                        item()  # type: ignore[operator]
+                    if monotonic() >= deadline:
+                        sliced = True
+                        break
+            finally:
+                # Also on an exception escaping a callback: nothing taken is lost.
+                rest = batch[taken:]
+                if rest or delivered:
+                    with lock:
+                        inbox.extendleft(reversed(rest))
+                        self._delivered_locked(delivered)
+            if sliced:
                 # Yield to the main loop (it may have a frame to draw); the
                 # drain stays scheduled, so nobody else schedules another.
                 self._get_dispatcher().call_soon(self._drain)
@@ -544,19 +609,25 @@ class TaskManager:
             self._schedule_tick(None)
 
     def _deliver_done(self, task: Task[Any]) -> None:
-        with self._lock:
-            self._tasks.pop(task.id, None)
-            self._done_since_idle += 1
-        if task.when_done is not None:
-            _call_logged(task.when_done, task)
+        """Run ``when_done`` and ``task_done`` handlers; the drain did the bookkeeping."""
+        when_done = task.when_done
+        if when_done is not None:
+            try:
+                when_done(task)
+            except Exception:
+                logger.exception("exception in task callback %r", when_done)
         if self.task_done.receivers:
             for receiver in self.task_done.receivers_for(self):
                 _call_logged(functools.partial(receiver, self, task=task))
-        with self._lock:
-            self._undelivered -= 1
-            if self._undelivered == 0:
-                self._done_since_idle = 0
-                self._settled.notify_all()
+
+    def _delivered_locked(self, count: int) -> None:
+        """``count`` completions have been delivered: wake waiters once none is left."""
+        if not count:
+            return
+        self._undelivered -= count
+        if self._undelivered == 0:
+            self._done_since_idle = 0
+            self._settled.notify_all()
 
     def _mark_dirty(self, report: ProgressReport, urgent: bool = False) -> None:
         """Called from any thread when a task's progress or message changes."""
@@ -569,11 +640,20 @@ class TaskManager:
                 self._changed = True
             else:
                 self._dirty.append(report)
-            if self._tick_scheduled and (self._tick_urgent or not urgent):
-                return
-            self._tick_scheduled = True
-            self._tick_urgent = urgent
-            delay = 0.0 if urgent else self._last_tick + self._interval() - time.monotonic()
+            delay = self._tick_delay_locked(urgent)
+        if delay is not None:
+            self._arm_tick(delay)
+
+    def _tick_delay_locked(self, urgent: bool) -> float | None:
+        """Claim the tick for a change just recorded; its delay, or None if one is due already."""
+        if self._tick_scheduled and (self._tick_urgent or not urgent):
+            return None
+        self._tick_scheduled = True
+        self._tick_urgent = urgent
+        return 0.0 if urgent else self._last_tick + self._interval() - time.monotonic()
+
+    def _arm_tick(self, delay: float) -> None:
+        """Schedule the tick claimed by ``_tick_delay_locked`` (called without the lock)."""
         dispatcher = self._get_dispatcher()
         if delay > 0:
             dispatcher.call_later(delay, self._tick)
@@ -871,7 +951,23 @@ def _is_async_callable(obj: object) -> bool:
     return call is not None and inspect.iscoroutinefunction(call)
 
 
+#: The function last found to be a plain (not async) callable. Starting many
+#: tasks of one function then skips the inspect calls, which cost about as
+#: much as the rest of a start. A weak reference: it keeps nothing alive.
+_last_plain: weakref.ref[Any] | None = None
+
+
 def _check_plain_function(func: object, method: str) -> None:
+    global _last_plain
+    last = _last_plain
+    if last is not None and func is not None and last() is func:  # a dead ref gives None
+        return
+    _check_plain_function_slow(func, method)
+    with contextlib.suppress(TypeError):  # not weakly referenceable: checked every time
+        _last_plain = weakref.ref(func)
+
+
+def _check_plain_function_slow(func: object, method: str) -> None:
     if not callable(func):
         raise TypeError(f"{method}() needs a callable, not a {type(func).__name__}")
     if _is_async_callable(func):

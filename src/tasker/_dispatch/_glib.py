@@ -32,7 +32,12 @@ class GLibDispatcher:
         priority: int = GLib.PRIORITY_DEFAULT_IDLE,
         slice_ms: float = 4.0,
     ) -> None:
-        self._context = context or GLib.MainContext.default()
+        default = GLib.MainContext.default()
+        self._context = context or default
+        # On the default context one GLib.idle_add (timeout_add) call does what
+        # creating, setting up and attaching a source does in four; each call
+        # into GLib releases the GIL, a chance for another thread to take it.
+        self._on_default = self._context == default
         self._priority = priority
         self._slice = slice_ms / 1000.0
         self._queue: deque[Callable[[], object]] = deque()
@@ -53,6 +58,9 @@ class GLibDispatcher:
             if self._source_attached or self._closed:
                 return
             self._source_attached = True
+        if self._on_default:
+            GLib.idle_add(self._drain, priority=self._priority)  # type: ignore[call-arg]  # stubs lack it
+            return
         source = GLib.idle_source_new()
         source.set_priority(self._priority)
         source.set_callback(self._drain)  # type: ignore[no-untyped-call]
@@ -68,7 +76,11 @@ class GLibDispatcher:
             return GLib.SOURCE_REMOVE
 
         # GLib takes a guint of milliseconds: a longer delay (a tiny update_rate) is cut to it.
-        source = GLib.timeout_source_new(max(0, round(min(delay * 1000.0, _MAX_DELAY_MS))))
+        delay_ms = max(0, round(min(delay * 1000.0, _MAX_DELAY_MS)))
+        if self._on_default:
+            GLib.timeout_add(delay_ms, fire, priority=self._priority)  # type: ignore[call-arg]
+            return
+        source = GLib.timeout_source_new(delay_ms)
         source.set_priority(self._priority)
         source.set_callback(fire)  # type: ignore[no-untyped-call]
         source.attach(self._context)

@@ -129,6 +129,8 @@ def prepare(obj: Any) -> Any:
     kind = type(obj)
     if kind in _BOXED:
         return _box(obj)
+    if (kind is tuple or kind is dict) and not obj:
+        return obj  # the usual empty args or kwargs: nothing to scan
     if (kind is tuple or kind is list) and len(obj) <= _SCAN_LIMIT:
         if any(type(item) in _BOXED for item in obj):
             return kind(_box(item) for item in obj)
@@ -143,6 +145,11 @@ def prepare(obj: Any) -> Any:
 
 def dumps(obj: Any) -> tuple[bytes, Buffers]:
     """Pickle ``obj``; return the stream and the out-of-band buffers (flat byte views)."""
+    return _dumps_prepared(prepare(obj))
+
+
+def _dumps_prepared(obj: Any) -> tuple[bytes, Buffers]:
+    """``dumps`` of an object ``prepare`` has seen already."""
     buffers: Buffers = []
 
     def keep(buffer: pickle.PickleBuffer) -> bool:
@@ -156,7 +163,7 @@ def dumps(obj: Any) -> tuple[bytes, Buffers]:
         buffers.append(raw)
         return False
 
-    data = pickle.dumps(prepare(obj), protocol=5, buffer_callback=keep)
+    data = pickle.dumps(obj, protocol=5, buffer_callback=keep)
     return data, buffers
 
 
@@ -183,7 +190,9 @@ def dump_call(
     or ``keyword argument 'name'``) and its type.
     """
     try:
-        return dumps((fn, prepare(args), prepare(kwargs)))
+        # The (fn, args, kwargs) tuple itself needs no scan: the function is no
+        # bytes-like value, and args and kwargs are scanned here.
+        return _dumps_prepared((fn, prepare(args), prepare(kwargs)))
     except Exception as error:
         raise _call_error(fn, args, kwargs, error) from error
 

@@ -129,7 +129,10 @@ class _Job:
         self.task = task
         self.tag = task.id & 0xFFFFFFFF
         self.segments: list[Any] | None = segments
-        self.size = sum(memoryview(segment).nbytes for segment in segments)
+        size = 0
+        for segment in segments:  # a plain loop: this runs for every task submitted
+            size += len(segment) if segment.__class__ is bytes else memoryview(segment).nbytes
+        self.size = size
         self.unsent = False  # its send failed: the worker died before it could see it
         self.timeout = timeout
         self.grace = grace
