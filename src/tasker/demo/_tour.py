@@ -114,6 +114,11 @@ class Tour:
             second = w.render_task
             assert first is not None and second is not None and first is not second
             await self.until(first.is_final, "the first render to be replaced")
+            # The task is final at once; the list shows it at the next main-loop update.
+            await self.until(
+                lambda: any(i.key == "fractal" and i.finished for i in w.model.items()),
+                "the list to show render #1 ended",
+            )
             await self.until(lambda: w.fractal.rows_drawn >= w.fractal.height * 0.25, "new rows")
             await self.shot(
                 "03-render-replaced",
@@ -164,6 +169,7 @@ class Tour:
                 "grace period runs.",
             )
             await self.until(stubborn.is_final, "the forced stop")
+            await self.until(lambda: self._finished("stubborn"), "the list to show the stop")
             await self.shot(
                 "07-forced-stop",
                 "After the 2 s grace the manager killed the stubborn worker: the task ended "
