@@ -8,33 +8,41 @@ no thread and no process.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import sys
+from _thread import allocate_lock
 
-from ._context import ExecutionContext
-from ._dispatch import (
-    AsyncioDispatcher,
-    CallableDispatcher,
-    Dispatcher,
-    InlineDispatcher,
-    ThreadDispatcher,
-)
-from ._errors import (
-    CancelledError,
-    ManagerShutdownError,
-    RemoteTraceback,
-    SerializationError,
-    TaskerError,
-    TaskError,
-    TaskNotFinishedError,
-    TaskTimeoutError,
-    WorkerCrashedError,
-)
-from ._manager import TaskManager
-from ._task import Task, TaskKind, TaskStatus
-
+# ``import tasker`` loads this module only: each public name is imported on
+# first use (see __getattr__ below), so an application pays for the parts it
+# uses, and a worker process, which imports ``tasker._process._worker``, does
+# not load the manager and the dispatchers. Type checkers read the imports
+# below (mypy and pyright take any ``TYPE_CHECKING`` name as true).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
+    from ._context import ExecutionContext
+    from ._dispatch import (
+        AsyncioDispatcher,
+        CallableDispatcher,
+        Dispatcher,
+        InlineDispatcher,
+        ThreadDispatcher,
+    )
     from ._dispatch._glib import GLibDispatcher
+    from ._errors import (
+        CancelledError,
+        ManagerShutdownError,
+        RemoteTraceback,
+        SerializationError,
+        TaskerError,
+        TaskError,
+        TaskNotFinishedError,
+        TaskTimeoutError,
+        WorkerCrashedError,
+    )
+    from ._manager import TaskManager
     from ._signal import TasksUpdatedSignal
+    from ._task import Task, TaskKind, TaskStatus
 
 __all__ = [
     "AsyncioDispatcher",
@@ -73,6 +81,8 @@ class _GlobalTaskManager:
         global _global_manager
         manager = _global_manager
         if manager is None:
+            from ._manager import TaskManager
+
             with _manager_lock:
                 if _global_manager is None:
                     _global_manager = TaskManager()
@@ -81,6 +91,8 @@ class _GlobalTaskManager:
 
     def __getattr__(self, name: str) -> Any:
         if name in _STARTERS and _importing_main_in_child():
+            import functools
+
             return functools.partial(_ignored_start, name)
         return getattr(self._get(), name)
 
@@ -93,11 +105,6 @@ class _GlobalTaskManager:
     def __repr__(self) -> str:
         return f"<tasker.task_mgr {'not yet created' if _global_manager is None else 'active'}>"
 
-
-import functools  # noqa: E402
-import logging  # noqa: E402
-import sys  # noqa: E402
-import threading as _threading  # noqa: E402
 
 _STARTERS = frozenset({"add_coroutine", "run_thread", "run_process"})
 
@@ -121,6 +128,8 @@ def _importing_main_in_child() -> bool:
 
 
 def _ignored_start(method: str, func: Any, /, *args: Any, **kwargs: Any) -> Task[Any]:
+    import logging
+
     logging.getLogger("tasker").debug(
         "task_mgr.%s(%r) ignored: called while a worker process imports the main module",
         method,
@@ -129,7 +138,7 @@ def _ignored_start(method: str, func: Any, /, *args: Any, **kwargs: Any) -> Task
     return task_mgr._ignored_task(kwargs.get("key"))
 
 
-_manager_lock = _threading.Lock()
+_manager_lock = allocate_lock()
 _global_manager: TaskManager | None = None
 
 #: The global ``TaskManager``, created on first use. Call ``task_mgr.configure(...)``
@@ -137,14 +146,41 @@ _global_manager: TaskManager | None = None
 task_mgr: TaskManager = _GlobalTaskManager()  # type: ignore[assignment]
 
 
+#: Where each lazily imported public name lives.
+_LAZY = {
+    "ExecutionContext": "_context",
+    "AsyncioDispatcher": "_dispatch",
+    "CallableDispatcher": "_dispatch",
+    "Dispatcher": "_dispatch",
+    "InlineDispatcher": "_dispatch",
+    "ThreadDispatcher": "_dispatch",
+    "GLibDispatcher": "_dispatch._glib",  # needs PyGObject
+    "CancelledError": "_errors",
+    "ManagerShutdownError": "_errors",
+    "RemoteTraceback": "_errors",
+    "SerializationError": "_errors",
+    "TaskerError": "_errors",
+    "TaskError": "_errors",
+    "TaskNotFinishedError": "_errors",
+    "TaskTimeoutError": "_errors",
+    "WorkerCrashedError": "_errors",
+    "TaskManager": "_manager",
+    "TasksUpdatedSignal": "_signal",  # needs blinker
+    "Task": "_task",
+    "TaskKind": "_task",
+    "TaskStatus": "_task",
+}
+
+
 def __getattr__(name: str) -> Any:
-    # GLibDispatcher needs PyGObject, TasksUpdatedSignal blinker: import them when asked for.
-    if name == "GLibDispatcher":
-        from ._dispatch._glib import GLibDispatcher
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tasker' has no attribute {name!r}")
+    __import__(f"{__name__}.{module}")
+    value = getattr(sys.modules[f"{__name__}.{module}"], name)
+    globals()[name] = value  # the next lookup finds it without coming here
+    return value
 
-        return GLibDispatcher
-    if name == "TasksUpdatedSignal":
-        from ._signal import TasksUpdatedSignal
 
-        return TasksUpdatedSignal
-    raise AttributeError(f"module 'tasker' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -74,6 +74,9 @@ logger = logging.getLogger("tasker")
 
 LISTENER_NAME = "tasker-process-listener"
 _WORKER_MODULE = "tasker._process._worker"
+#: Preloaded in the fork server with the worker module: every worker imports
+#: it (to set ``in_worker_process``), and ``import tasker`` no longer does.
+_MANAGER_MODULE = "tasker._manager"
 #: Socket buffer size asked for on both ends of a channel: fewer system calls for large data.
 _SOCKET_BUFFER = 1 << 20
 
@@ -776,7 +779,7 @@ class ProcessPool:
                     extra = [name for name in _SAFE_PRELOAD if name in sys.modules]
                     if not _workers_import_gi():
                         extra = []  # it would only delay the first worker
-                    for name in [_WORKER_MODULE, *extra]:
+                    for name in [_WORKER_MODULE, _MANAGER_MODULE, *extra]:
                         if name not in preload:
                             preload.append(name)
                     server.set_forkserver_preload(preload)
