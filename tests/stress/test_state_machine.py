@@ -257,18 +257,26 @@ class ManagerMachine(RuleBasedStateMachine):
     def kill_a_worker(self, data: st.DataObject) -> None:
         # Only a chatty process task without a timeout that nobody asked to
         # stop is certain to still be running in the worker whose pid it sent.
-        candidates = [
-            r
-            for r in self.records
-            if r.kind == "process"
-            and r.plan == "chatty"
-            and r.pid is not None
-            and not r.stop_requested
-            and not r.killed
-        ]
-        if not candidates or self.shut_down:
+        def candidates() -> list[Record]:
+            return [
+                r
+                for r in self.records
+                if r.kind == "process"
+                and r.plan == "chatty"
+                and not r.stop_requested
+                and not r.killed
+            ]
+
+        if self.shut_down:
             return
-        record = data.draw(st.sampled_from(candidates))
+        if not any(r.pid for r in candidates()):
+            self._start("process", "chatty", None, None)  # a victim
+        try:  # give it a moment to report its pid
+            run_until(lambda: any(r.pid for r in candidates()), 5.0)
+        except TimeoutError:
+            return  # queued behind busy workers
+        record = data.draw(st.sampled_from([r for r in candidates() if r.pid]))
+        event("killed a worker")
         assert record.pid is not None and record.task is not None
         assert not record.task.is_final(), record
         record.killed = True
