@@ -119,3 +119,31 @@ def test_many_tiny_tasks_keep_their_order_and_results(make_manager):
     cancelled = {t.id for t in tasks[::7]}
     assert all(t.get_status() == TaskStatus.CANCELLED for t in tasks if t.id in cancelled)
     assert sorted(order) == [i for i, t in enumerate(tasks) if t.id not in cancelled]
+
+
+def test_several_tasks_sent_ahead_survive_a_crash_in_order(make_manager, tmp_path, always_ahead):
+    manager = make_manager(max_workers=1)
+    first_gate, second_gate = tmp_path / "first", tmp_path / "second"
+    first_events, second_events = Events(), Events()
+    first = manager.run_process(work.wait_for_path, str(first_gate), when_event=first_events)
+    first_events.wait("started")
+    second = manager.run_process(work.wait_for_path, str(second_gate), when_event=second_events)
+    order: list[int] = []
+    ahead = [
+        manager.run_process(work.identity, i, when_done=lambda t: order.append(t.result()))
+        for i in range(5)
+    ]
+    first_gate.touch()  # `second` runs; the five small tasks all go ahead of time
+    pid = second_events.wait("started")
+    finish(first)
+    (worker,) = manager._process_pool._workers.values()
+    run_until(lambda: len(worker.ahead) == 5, 10)
+    assert [job.task for job in worker.ahead] == ahead
+    assert all(task.get_status() == TaskStatus.PENDING for task in ahead)
+    ahead[2].cancel()
+    finish(ahead[2])  # ends at once, while the worker is still busy with `second`
+    os.kill(pid, signal.SIGKILL)
+    settle(manager)
+    assert isinstance(second.exception(), WorkerCrashedError)
+    assert ahead[2].get_status() == TaskStatus.CANCELLED
+    assert order == [0, 1, 3, 4]  # run on the replacement, in their order

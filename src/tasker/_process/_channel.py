@@ -9,7 +9,7 @@ views of it for small segments; a large segment is received straight into a
 ``bytearray`` of its own (``recv_into``), which the unpickler then uses as the
 object's memory. The tag is the low 32 bits of the task id, so messages that
 arrive late for a finished task are recognised and dropped. The aux byte of
-a TASK frame says which of the worker's two cancel flags the task uses.
+a TASK frame says which of the worker's cancel flag bytes the task uses.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ __all__ = [
     "TASK",
     "FrameReader",
     "send_frame",
+    "send_frames",
 ]
 
 # Parent -> worker.
@@ -78,6 +79,29 @@ def send_frame(sock: socket.socket, kind: int, tag: int, segments: list[Any], au
     sent = sock.sendmsg([head, *segments])
     if sent != total:
         _send_rest(sock, [head, *segments], sent)
+
+
+def send_frames(sock: socket.socket, frames: list[tuple[int, int, list[Any], int]]) -> None:
+    """Send several ``(kind, tag, segments, aux)`` frames, in one ``sendmsg`` when they fit."""
+    parts: list[Any] = []
+    total = 0
+    for kind, tag, segments, aux in frames:
+        lengths = [memoryview(s).nbytes if not isinstance(s, bytes) else len(s) for s in segments]
+        head = _prefix(len(segments)).pack(kind, aux, len(segments), tag, *lengths)
+        parts.append(head)
+        parts.extend(segments)
+        total += len(head) + sum(lengths)
+    if len(parts) > _MAX_PARTS:
+        for kind, tag, segments, aux in frames:
+            send_frame(sock, kind, tag, segments, aux)
+        return
+    sent = sock.sendmsg(parts)
+    if sent != total:
+        _send_rest(sock, parts, sent)
+
+
+#: sendmsg takes at most IOV_MAX (1024 on Linux) buffers.
+_MAX_PARTS = 1024
 
 
 def _send_rest(sock: socket.socket, parts: list[Any], sent: int) -> None:

@@ -1,6 +1,6 @@
-"""Cancel flags in shared memory: one byte per worker slot.
+"""Cancel flags in shared memory: a few bytes per worker slot, one per task it holds.
 
-The parent writes a slot's byte to ask the task running there to stop; the
+The parent writes a task's byte to ask the task to stop (or not to start); the
 worker's ``ExecutionContext.is_cancelled()`` reads it, which costs an index
 into a memoryview and no system call. The region is an anonymous memory file
 (``memfd_create``) or, where that does not exist, an unlinked temporary file,

@@ -11,15 +11,20 @@ Design (see also ``docs/architecture.md``):
   result (or becomes ready), so a queued task can be cancelled without ever
   starting.
 * Prefetch: a worker whose last task took under ``PREFETCH_LIMIT`` also gets
-  the next queued task while it runs the current one, so tiny tasks run
-  back to back instead of waiting a round trip each. The prefetched task is
-  still ``pending``: it is marked running when the current task's result
-  arrives (the worker starts it right after sending that result). It has its
-  own cancel flag byte; cancelled before its turn, it ends cancelled at once
-  and the worker skips it. If the worker dies first, it goes back to the head
-  of the queue. Long tasks are never prefetched behind, so no task waits
-  behind a long one while another worker is free (except after a task that
-  took longer than all its predecessors, once).
+  queued tasks while it runs the current one, so tiny tasks run back to back
+  instead of waiting a round trip each: up to ``PREFETCH_DEPTH`` of them, as
+  many as fit in ``PREFETCH_LIMIT`` by the duration of its last task, and only
+  one while the queue holds fewer tasks than there are workers. They are sent
+  once per read of the worker's results, in one system call, so the listener
+  pays one send for a batch and the worker runs on while the listener waits
+  for the GIL. A task sent ahead is still ``pending``: it is marked running
+  when its predecessor's result arrives (the worker starts it right after
+  sending that result). It has its own cancel flag byte; cancelled before its
+  turn, it ends cancelled at once and the worker skips it. If the worker dies
+  first, they go back to the head of the queue, in order. Long tasks are never
+  prefetched behind, so no task waits behind a long one while another worker
+  is free (except after a task that took longer than all its predecessors,
+  once).
 * One listener thread, ``tasker-process-listener``, waits with a persistent
   selector on every worker channel, every process sentinel and a wake-up
   pipe. Its select timeout is the nearest deadline (a task timeout, a kill
@@ -80,11 +85,21 @@ _MANAGER_MODULE = "tasker._manager"
 #: Socket buffer size asked for on both ends of a channel: fewer system calls for large data.
 _SOCKET_BUFFER = 1 << 20
 
-#: A worker gets the next task in advance only while its tasks take less than this.
+#: A worker gets tasks in advance only while its tasks take less than this, and
+#: only as many as fit in this time by the duration of its last task.
 PREFETCH_LIMIT = 0.002
+#: At most this many tasks are sent ahead to one worker. Several let the worker
+#: run on while the listener waits for the GIL (the main thread may hold it for
+#: a drain slice), and let the listener send them in one system call.
+PREFETCH_DEPTH = 16
 #: ... and only a task this small: a send to a busy worker must never block, or
 #: the listener and a worker sending a large event could wait for each other.
 PREFETCH_MAX_BYTES = 64 * 1024
+#: ... and only while the tasks ahead of one worker take this much at most (the
+#: socket buffers take 1 MiB, so such a send never blocks).
+PREFETCH_MAX_TOTAL = 256 * 1024
+#: Cancel flag bytes per worker slot: the running task and those sent ahead.
+FLAG_STRIDE = PREFETCH_DEPTH + 1
 
 #: The longest single wait of the listener (far deadlines are re-checked this often).
 _MAX_WAIT = 3600.0
@@ -157,15 +172,16 @@ class _Worker:
     """The parent's record of one worker process."""
 
     __slots__ = (
+        "ahead",
+        "ahead_bytes",
         "alive",
+        "depth",
         "exiting",
         "flip",
         "init_failed",
         "job",
-        "next_job",
         "pid",
         "process",
-        "quick",
         "reader",
         "ready",
         "registered",
@@ -189,9 +205,16 @@ class _Worker:
         self.registered = True  # channel registered with the selector
         self.init_failed = False
         self.job: _Job | None = None  # the task it runs (or is being sent)
-        self.next_job: _Job | None = None  # a task sent in advance, not started yet
-        self.flip = 0  # which of its two flag bytes the last task sent uses
-        self.quick = False  # its last task took less than PREFETCH_LIMIT
+        # Tasks sent in advance, not started yet, in the order the worker runs them.
+        self.ahead: deque[_Job] = deque()
+        self.ahead_bytes = 0  # their pickled size
+        self.flip = 0  # which of its FLAG_STRIDE flag bytes the last task sent uses
+        self.depth = 0  # how many tasks it may have ahead (0: its last task was not quick)
+
+    @property
+    def next_job(self) -> _Job | None:
+        """The task it runs next (the first sent ahead), or None."""
+        return self.ahead[0] if self.ahead else None
 
 
 def default_start_method() -> str:
@@ -317,7 +340,7 @@ class ProcessPool:
                 self._queued -= 1
                 del self._jobs[task.id]
                 finish = True
-            elif job.worker is not None and job.worker.next_job is job:
+            elif job.worker is not None and job in job.worker.ahead:
                 flags = self._flags
                 assert flags is not None
                 flags[job.flag] = 1
@@ -382,16 +405,18 @@ class ProcessPool:
     def _assign_locked(self, worker: _Worker, job: _Job, *, ahead: bool = False) -> None:
         """Give ``job`` to ``worker``: as the task it runs next, or ``ahead`` of time."""
         if ahead:
-            worker.next_job = job
+            worker.ahead.append(job)
+            worker.ahead_bytes += job.size
         else:
             worker.job = job
         job.worker = worker
         job.state = _IN_WORKER
-        # Alternate between the worker's two flag bytes: the task running and
-        # one sent ahead never share one. The byte may still be set from an
-        # earlier cancelled task: reset it to this task's own flag.
-        worker.flip ^= 1
-        job.flag = 2 * worker.slot + worker.flip
+        # Rotate through the worker's FLAG_STRIDE flag bytes: the task running
+        # and those sent ahead (the last FLAG_STRIDE assigned, at most) never
+        # share one. The byte may still be set from an earlier cancelled task:
+        # reset it to this task's own flag.
+        worker.flip = (worker.flip + 1) % FLAG_STRIDE
+        job.flag = FLAG_STRIDE * worker.slot + worker.flip
         flags = self._flags
         assert flags is not None
         flags[job.flag] = job.task._cancel_flag[0]
@@ -421,8 +446,9 @@ class ProcessPool:
         if worker is not None:
             if worker.job is job:
                 worker.job = None
-            elif worker.next_job is job:
-                worker.next_job = None
+            elif job in worker.ahead:
+                worker.ahead.remove(job)
+                worker.ahead_bytes -= job.size
 
     def _park_locked(self, worker: _Worker) -> bool:
         """Give a free worker its next job or make it idle; True: it is to be sent STOP."""
@@ -459,7 +485,7 @@ class ProcessPool:
             if job.started_at or host._mark_running(job.task):
                 self._started(job)
                 segments, job.segments = job.segments, None  # the pickles are not needed after this
-                if not self._send(worker, ch.TASK, job.tag, segments or [], job.flag & 1):
+                if not self._send(worker, ch.TASK, job.tag, segments or [], job.flag % FLAG_STRIDE):
                     # The worker is gone and never saw it: retry on the replacement.
                     job.segments, job.unsent = segments, True
                 return
@@ -484,23 +510,30 @@ class ProcessPool:
             self._wake_unless_listener()
 
     def _send_ahead(self, worker: _Worker) -> None:
-        """Send a quick worker the next queued task while it runs its current one."""
+        """Send a quick worker queued tasks while it runs its current one, in one system call.
+
+        It gets up to ``worker.depth`` of them, but only one while the queue
+        holds fewer tasks than there are workers, so the others get their share.
+        """
+        frames: list[tuple[int, int, list[Any], int]] = []
         with self._lock:
-            if (
-                not worker.quick
-                or worker.next_job is not None
-                or worker.job is None
-                or worker.exiting
-                or self._closing
-            ):
+            if worker.job is None or worker.exiting or self._closing:
                 return
-            job = self._peek_job_locked()
-            if job is None or job.size > PREFETCH_MAX_BYTES:
-                return  # a large task waits until the worker is free to read it
-            self._next_job_locked()
-            self._assign_locked(worker, job, ahead=True)
-            segments = job.segments  # kept: it is sent again elsewhere if this worker dies
-        self._send(worker, ch.TASK, job.tag, segments or [], job.flag & 1)
+            ahead = worker.ahead
+            while len(ahead) < worker.depth:
+                if ahead and self._queued < self._max_workers:
+                    break
+                job = self._peek_job_locked()
+                if job is None or job.size > PREFETCH_MAX_BYTES:
+                    break  # a large task waits until the worker is free to read it
+                if ahead and worker.ahead_bytes + job.size > PREFETCH_MAX_TOTAL:
+                    break
+                self._next_job_locked()
+                self._assign_locked(worker, job, ahead=True)
+                # The segments are kept: they are sent again elsewhere if this worker dies.
+                frames.append((ch.TASK, job.tag, job.segments or [], job.flag % FLAG_STRIDE))
+        if frames:
+            self._send_many(worker, frames)
 
     def _promote(self, worker: _Worker, job: _Job) -> None:
         """The task sent ahead runs now (the worker started it when it sent its last result)."""
@@ -534,6 +567,18 @@ class ProcessPool:
                 return False
             return True
 
+    def _send_many(self, worker: _Worker, frames: list[tuple[int, int, list[Any], int]]) -> bool:
+        """Write several frames to ``worker`` with one system call; False if it is gone."""
+        with worker.send_lock:
+            sock = worker.sock
+            if sock is None:
+                return False
+            try:
+                ch.send_frames(sock, frames)
+            except OSError:
+                return False
+            return True
+
     def _send_stop(self, worker: _Worker) -> None:
         self._send(worker, ch.STOP, 0, [])
 
@@ -549,7 +594,7 @@ class ProcessPool:
     # ---------------------------------------------------------- the listener
 
     def _start_listener_locked(self) -> None:
-        self._flags = CancelFlags(2 * self._max_workers)
+        self._flags = CancelFlags(FLAG_STRIDE * self._max_workers)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -730,6 +775,7 @@ class ProcessPool:
                 nice=self._nice,
                 log_level=logging.getLogger().getEffectiveLevel(),
                 close_fds=close_fds,
+                flag_stride=FLAG_STRIDE,
             )
             process = context.Process(  # type: ignore[attr-defined]
                 target=worker_main,
@@ -811,12 +857,19 @@ class ProcessPool:
         frames = worker.reader.frames
         if not frames:
             return
+        refill = False
         try:
             for kind, tag, _aux, segments in frames:
+                if kind in _FREES_A_TURN:
+                    refill = True
                 try:
                     self._handle(worker, kind, tag, segments)
                 except Exception:
                     logger.exception("tasker: bad message from worker %d", worker.pid)
+            if refill:
+                # Once per read, not per result: the tasks it lets the worker
+                # have ahead go out in one system call.
+                self._send_ahead(worker)
         finally:
             frames.clear()
 
@@ -876,24 +929,24 @@ class ProcessPool:
         elapsed = time.monotonic() - job.started_at
         with self._lock:
             if kind != ch.SKIPPED:
-                worker.quick = elapsed < PREFETCH_LIMIT
+                worker.depth = _prefetch_depth(elapsed)
             self._forget_locked(job)
-            ahead = worker.next_job
+            ahead = worker.ahead.popleft() if worker.ahead else None
             stop = False
             if ahead is not None:
-                worker.next_job = None
+                worker.ahead_bytes -= ahead.size
                 worker.job = ahead
             else:
                 stop = self._park_locked(worker)
             head = worker.job
-        # The worker gets its next task before the host hears about this one.
+        # The worker gets its next task before the host hears about this one
+        # (more are sent ahead once all the frames of this read are handled).
         if ahead is not None:
             self._promote(worker, ahead)
         elif head is not None:
             self._dispatch(worker, head)
         elif stop:
             self._send_stop(worker)
-        self._send_ahead(worker)
         if report:
             self._host._finish(job.task, result=result, error=error)
 
@@ -981,13 +1034,14 @@ class ProcessPool:
                 if job.unsent and not self._closing and not job.finished:
                     self._requeue_locked(job)
                     job = None
-            ahead = worker.next_job
-            refused = None
-            if ahead is not None:
-                # It never started (its predecessor's result did not arrive).
+            refused = []
+            # They never started (their predecessor's result did not arrive):
+            # back to the head of the queue, in their order.
+            for ahead in reversed(list(worker.ahead)):
                 self._forget_locked(ahead)
                 if self._closing:
-                    refused = None if ahead.finished else ahead
+                    if not ahead.finished:
+                        refused.append(ahead)
                 elif not ahead.finished:
                     self._requeue_locked(ahead)
             if not self._closing and not self._init_failed and (was_ready or job is not None):
@@ -998,10 +1052,8 @@ class ProcessPool:
                 self._starting += 1
             else:
                 self._want_worker_locked()
-        if refused is not None:
-            self._host._finish(
-                refused.task, error=ManagerShutdownError("the process pool shut down")
-            )
+        for ahead in reversed(refused):
+            self._host._finish(ahead.task, error=ManagerShutdownError("the process pool shut down"))
         if job is not None and not job.finished:
             error = job.failure or WorkerCrashedError(worker.pid, exitcode)
             self._host._finish(job.task, error=error)
@@ -1068,6 +1120,17 @@ class ProcessPool:
                     tracker._stop()
                 except Exception:
                     logger.debug("tasker: could not stop the resource tracker", exc_info=True)
+
+
+#: Frames after which a worker may take more tasks ahead.
+_FREES_A_TURN = frozenset({ch.DONE_OK, ch.DONE_ERROR, ch.SKIPPED})
+
+
+def _prefetch_depth(elapsed: float) -> int:
+    """How many tasks a worker whose last task took ``elapsed`` seconds may have ahead."""
+    if elapsed >= PREFETCH_LIMIT:
+        return 0
+    return min(PREFETCH_DEPTH, max(1, int(PREFETCH_LIMIT / max(elapsed, 1e-9))))
 
 
 def _gtk_loaded() -> bool:

@@ -15,9 +15,9 @@ progress and message. Two daemon threads help:
   means, and then kills the worker's whole process group.
 
 ``is_cancelled()`` reads one byte of the shared flag region. Each worker
-owns two bytes (``2 * slot`` and ``2 * slot + 1``): the pool may send the next
-task while the current one runs, and each of the two uses its own byte, named
-in the TASK frame. A task whose byte is already set when its turn comes was
+owns ``flag_stride`` bytes from ``flag_stride * slot``: the pool may send
+tasks ahead while the current one runs, and each of them uses its own byte,
+named in the TASK frame. A task whose byte is already set when its turn comes was
 cancelled before it started: it is not run, and the worker says SKIPPED.
 """
 
@@ -51,7 +51,15 @@ __all__ = ["WorkerOptions", "main"]
 class WorkerOptions:
     """Settings a worker gets from the pool (pickled with the ``Process`` object)."""
 
-    __slots__ = ("close_fds", "initargs", "initializer", "log_level", "nice", "update_rate")
+    __slots__ = (
+        "close_fds",
+        "flag_stride",
+        "initargs",
+        "initializer",
+        "log_level",
+        "nice",
+        "update_rate",
+    )
 
     def __init__(
         self,
@@ -62,6 +70,7 @@ class WorkerOptions:
         nice: int,
         log_level: int,
         close_fds: tuple[int, ...] = (),
+        flag_stride: int = 2,
     ) -> None:
         self.initializer = initializer
         self.initargs = initargs
@@ -69,6 +78,7 @@ class WorkerOptions:
         self.nice = nice
         self.log_level = log_level
         self.close_fds = close_fds
+        self.flag_stride = flag_stride  # cancel flag bytes per worker slot
 
 
 def main(
@@ -153,7 +163,7 @@ class Worker:
             if frame[0] == ch.TASK:
                 _kind, tag, aux, segments = frame
                 del frame
-                flag_index = 2 * self.slot + aux
+                flag_index = self.options.flag_stride * self.slot + aux
                 if self.flags[flag_index]:
                     self.send(ch.SKIPPED, tag, [])
                 else:
