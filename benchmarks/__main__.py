@@ -15,7 +15,7 @@ from ._tasker import ensure_src_on_path
 
 ensure_src_on_path()  # before any pool or forkserver starts, so workers can import tasker
 
-from . import _metrics, _peers  # noqa: E402
+from . import _coldstart, _metrics, _peers  # noqa: E402
 from ._report import Row, RowSpec, Target, render_markdown, render_text  # noqa: E402
 
 
@@ -204,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         verbose=args.verbose,
     )
     chosen = [m.strip() for m in args.only.split(",") if m.strip()] or list(_metrics.METRICS)
+    # Every system's workers import benchmarks._work, and tasker's import the
+    # checkout: with bytecode, as installed packages have, for every metric.
+    _coldstart.compile_checkout()
     rows = {spec.key: Row(spec) for spec in row_specs(sizes.grace)}
     started = time.perf_counter()
     load_before = load_average()

@@ -757,7 +757,6 @@ def pipe_bulk(size: int, reps: int) -> float:
 def cold_start(bench: Bench) -> Cells:
     rows = _rows("cold.import", "cold.clean", "cold.first")
     runs = bench.sizes.cold_runs
-    _coldstart.compile_checkout()
 
     def measure(system: str) -> dict[str, Cell]:
         imports = [_coldstart.import_time(system) for _ in range(runs)]
