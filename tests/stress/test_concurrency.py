@@ -227,3 +227,38 @@ def test_replacing_running_coroutines_from_other_threads() -> None:
         assert statuses["cancelled"] > 0, statuses
     finally:
         manager.shutdown(timeout=5.0)
+
+
+def test_shutdown_from_another_thread_while_the_main_loop_runs() -> None:
+    """Callbacks of the tasks shutdown() cancels still run on the main thread."""
+    manager = TaskManager(GLibDispatcher(), max_workers=2, cancel_grace=0.3)
+    ledger = Ledger()
+    started: list[str] = []
+
+    def note_start(task: Task[Any], name: str, data: Any) -> None:
+        started.append(name)
+
+    tasks = [
+        manager.run_process(_work.chatty, "p", when_done=ledger.when_done, when_event=note_start),
+        manager.run_thread(_work.chatty, "t", when_done=ledger.when_done, when_event=note_start),
+        manager.add_coroutine(
+            _work.async_chatty, "c", when_done=ledger.when_done, when_event=note_start
+        ),
+        manager.run_process(_work.stubborn, "s", 60.0, when_done=ledger.when_done),
+        manager.run_process(_work.quick, "queued", 1, when_done=ledger.when_done),
+    ]
+    run_until(lambda: started.count("started") >= 3, TIMEOUT)
+    finished = threading.Event()
+
+    def stop() -> None:
+        manager.shutdown(timeout=5.0)
+        finished.set()
+
+    stopper = threading.Thread(target=stop, name="stopper")
+    stopper.start()
+    run_until(finished.is_set, TIMEOUT)
+    stopper.join(10)
+    run_until(lambda: len(ledger.done) == len(tasks), TIMEOUT)
+    assert not ledger.problems, ledger.problems  # every when_done ran on this thread
+    assert set(ledger.done.values()) == {1}
+    assert all(t.get_status() == "cancelled" for t in tasks), tasks

@@ -10,7 +10,8 @@ Invariants, checked after every step and at the end:
 
 * every callback (``when_done``, ``when_event``, ``tasks_updated``) runs on
   the main thread;
-* ``when_done`` runs at most once per task, and is its last callback;
+* ``when_done`` runs at most once per task, and is its last callback (the
+  manager's ``task_done`` signal follows it, once);
 * a ``tasks_updated`` emission lists only tasks whose ``when_done`` has not
   run, with an overall progress in [0, 1];
 * once settled: each task has exactly one final status, matching what its
@@ -122,6 +123,7 @@ class ManagerMachine(RuleBasedStateMachine):
         self.updates: list[tuple[int, float]] = []
         self.shut_down = False
         self.manager.tasks_updated.connect(self.on_updated)
+        self.manager.task_done.connect(self.on_task_done)
 
     # ------------------------------------------------------------ callbacks
     # Assertions inside callbacks would be swallowed (and logged) by the
@@ -152,6 +154,16 @@ class ManagerMachine(RuleBasedStateMachine):
         if name == "started" and isinstance(data, int):
             record.pid = data
         record.log.append(("event", name, data))
+
+    def on_task_done(self, sender: object, task: Task[Any]) -> None:
+        self._check_thread("task_done")
+        record = self.by_id.get(task.id)
+        if record is None:
+            self.violations.append(f"task_done for unknown task {task!r}")
+            return
+        if not record.log or record.log[-1][0] != "done":
+            self.violations.append(f"task_done of {record.label} not right after its when_done")
+        record.log.append(("task_done",))
 
     def on_done(self, record: Record, task: Task[Any]) -> None:
         self._check_thread("when_done")
@@ -367,7 +379,8 @@ class ManagerMachine(RuleBasedStateMachine):
         assert task is not None
         dones = [entry for entry in record.log if entry[0] == "done"]
         assert len(dones) == 1, record
-        assert record.log[-1][0] == "done", record
+        # when_done is the task's last callback; the task_done signal follows it, once.
+        assert [entry[0] for entry in record.log[-2:]] == ["done", "task_done"], record
         status = task.get_status()
         assert dones[0][1] == status, record
         assert status.is_final, record
@@ -395,7 +408,7 @@ class ManagerMachine(RuleBasedStateMachine):
         elif plan == "quick":
             assert status is TaskStatus.COMPLETED, (record, error)
             assert task.result() == {"n": record.number, "label": record.label}
-            _, _, message, progress = record.log[-1]
+            _, _, message, progress = next(e for e in record.log if e[0] == "done")
             assert (message, progress) == (f"done {record.label}", 1.0), record
         elif plan == "fail":
             assert type(error) is ValueError, (record, error)
