@@ -70,6 +70,17 @@ def shm_entries() -> set[str]:
         return set()
 
 
+#: /dev/shm is shared by every process on the machine; these are the names this
+#: process tree can create there: multiprocessing semaphores and shared memory,
+#: and anything named after tasker. Other programs' entries are not ours to count.
+OUR_SHM_PREFIXES = ("sem.mp-", "mp-", "psm_", "wnsm_", "tasker")
+
+
+def our_shm(entries: set[str] | frozenset[str]) -> set[str]:
+    """The /dev/shm entries among ``entries`` that this process tree could have made."""
+    return {name for name in entries if name.startswith(OUR_SHM_PREFIXES)}
+
+
 def tasker_threads() -> list[threading.Thread]:
     """Live threads tasker started (they are all named ``tasker-...``)."""
     return [t for t in threading.enumerate() if t.name.startswith("tasker-")]
@@ -98,7 +109,8 @@ class Snapshot:
     def describe(self) -> str:
         return (
             f"RSS {self.rss_kb / 1024:.1f} MiB, {self.fds} fds, {self.threads} threads, "
-            f"{len(self.children)} children, {len(self.shm)} /dev/shm entries"
+            f"{len(self.children)} children, {len(self.shm)} /dev/shm entries "
+            f"({len(our_shm(self.shm))} of the kinds we make)"
         )
 
 
