@@ -29,6 +29,7 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -242,7 +243,7 @@ def new_manager() -> TaskManager:
     return TaskManager(GLibDispatcher(), max_workers=2, max_threads=8, cancel_grace=0.2)
 
 
-def soak(total: int) -> None:
+def soak(total: int, out: Callable[[str], None] = print) -> None:
     # Warm-up: imports, GLib sources, the fork server code paths, allocator arenas.
     warm = new_manager()
     Soak(warm, random.Random(1)).run(300)
@@ -270,7 +271,7 @@ def soak(total: int) -> None:
     after = Snapshot.take()
 
     crashes = sum(v for k, v in runner.outcomes.items() if k.startswith("process crash failed"))
-    print(
+    out(
         f"\nsoak: {total} tasks in {elapsed:.1f} s ({total / elapsed:.0f} tasks/s), "
         f"{runner.emissions} tasks_updated emissions, {crashes} worker crashes\n"
         f"  before: {before.describe()}\n"
@@ -280,12 +281,12 @@ def soak(total: int) -> None:
         f"{(after.rss_kb - (rss_half or after.rss_kb)) / 1024:+.1f} MiB over the second half"
     )
     for outcome in sorted(runner.outcomes):
-        print(f"  {runner.outcomes[outcome]:6d}  {outcome}")
+        out(f"  {runner.outcomes[outcome]:6d}  {outcome}")
     assert after.fds == before.fds, (before.describe(), after.describe())
     assert after.threads == before.threads
     foreign = (after.shm ^ before.shm) - our_shm(after.shm ^ before.shm)
     if foreign:
-        print(f"  /dev/shm changed by other programs meanwhile (not counted): {sorted(foreign)}")
+        out(f"  /dev/shm changed by other programs meanwhile (not counted): {sorted(foreign)}")
     assert our_shm(after.shm) == our_shm(before.shm), after.shm ^ before.shm
     assert after.children <= before.children
     assert (after.rss_kb - before.rss_kb) / 1024 <= RSS_TOLERANCE_MIB, (
@@ -306,5 +307,9 @@ def test_mini_soak() -> None:
 
 @pytest.mark.soak
 @pytest.mark.timeout(3600)
-def test_soak() -> None:
-    soak(int(os.environ.get("TASKER_SOAK_TASKS", "100000")))
+def test_soak(capsys: pytest.CaptureFixture[str]) -> None:
+    def out(text: str) -> None:
+        with capsys.disabled():  # the figures are the point of `make soak`: always show them
+            print(text, flush=True)
+
+    soak(int(os.environ.get("TASKER_SOAK_TASKS", "100000")), out)

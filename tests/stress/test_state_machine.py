@@ -459,8 +459,8 @@ class ManagerMachine(RuleBasedStateMachine):
 
 
 ManagerMachine.TestCase.settings = settings(
-    max_examples=100 if SOAK else 50,
-    stateful_step_count=30 if SOAK else 25,
+    max_examples=100 if SOAK else 30,
+    stateful_step_count=30 if SOAK else 20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
