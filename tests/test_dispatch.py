@@ -190,3 +190,27 @@ def test_thread_dispatcher_orders_timers() -> None:
     dispatcher.close()
     dispatcher.call_soon(lambda: order.append(4))  # ignored once closed
     assert order == [1, 2, 3]
+
+
+def test_a_scheduler_that_raises_loses_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    failures = 3
+
+    def flaky(fn: Callable[..., Any], *args: Any) -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise RuntimeError("scheduler is busy")
+        GLib.idle_add(fn, *args)
+
+    manager = TaskManager(flaky)
+    done: list[str] = []
+    try:
+        first = manager.run_thread(work, 10, when_done=lambda t: done.append("first"))
+        run_until(first.is_final)  # final even though its delivery was refused
+        second = manager.run_thread(work, 10, when_done=lambda t: done.append("second"))
+        run_until(lambda: len(done) == 2)
+        assert sorted(done) == ["first", "second"]
+        assert second.result() == 10
+        assert "scheduler refused" in caplog.text
+    finally:
+        manager.shutdown()

@@ -508,9 +508,9 @@ class TaskManager:
                 # Waking the main thread for each one or two costs it more than
                 # the callbacks themselves, and takes the GIL from the threads
                 # that feed the workers. A lone task is delivered at once.
-                self._get_dispatcher().call_later(_BURST_DELAY, self._drain)
+                self._arm_drain(_BURST_DELAY)
             else:
-                self._get_dispatcher().call_soon(self._drain)
+                self._arm_drain(0.0)
 
     def _add_final_callback(self, task: Task[Any], callback: Callable[[Task[Any]], object]) -> None:
         """Call ``callback(task)`` in the finishing thread once the task is final."""
@@ -539,7 +539,7 @@ class TaskManager:
             if self._drain_scheduled:
                 return
             self._drain_scheduled = True
-        self._get_dispatcher().call_soon(self._drain)
+        self._arm_drain(0.0)
 
     def _deliver_event(self, task: Task[Any], name: str, data: Any) -> None:
         """Queue ``task.when_event(task, name, data)`` for the main thread, in order."""
@@ -600,7 +600,7 @@ class TaskManager:
             if sliced:
                 # Yield to the main loop (it may have a frame to draw); the
                 # drain stays scheduled, so nobody else schedules another.
-                self._get_dispatcher().call_soon(self._drain)
+                self._arm_drain(0.0)
                 self._schedule_tick(None)
                 return
         if idle:
@@ -654,11 +654,32 @@ class TaskManager:
 
     def _arm_tick(self, delay: float) -> None:
         """Schedule the tick claimed by ``_tick_delay_locked`` (called without the lock)."""
+        if not self._dispatch(delay, self._tick):
+            with self._lock:
+                self._tick_scheduled = False  # let the next change try again
+
+    def _arm_drain(self, delay: float) -> None:
+        """Schedule the drain claimed by setting ``_drain_scheduled`` (called without the lock)."""
+        if not self._dispatch(delay, self._drain):
+            with self._lock:
+                self._drain_scheduled = False  # let the next completion try again
+
+    def _dispatch(self, delay: float, fn: Callable[[], object]) -> bool:
+        """Hand ``fn`` to the dispatcher; False (logged) if an application scheduler raised.
+
+        Backends call in here from their own threads: a broken scheduler must
+        not take the process listener or a worker thread down with it.
+        """
         dispatcher = self._get_dispatcher()
-        if delay > 0:
-            dispatcher.call_later(delay, self._tick)
-        else:
-            dispatcher.call_soon(self._tick)
+        try:
+            if delay > 0:
+                dispatcher.call_later(delay, fn)
+            else:
+                dispatcher.call_soon(fn)
+        except Exception:
+            logger.exception("the scheduler refused a main-thread call; tasker retries later")
+            return False
+        return True
 
     def _interval(self) -> float:
         return 1.0 / float(self._options["update_rate"])
