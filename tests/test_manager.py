@@ -462,3 +462,26 @@ def test_status_changes_are_rate_limited_too(task_manager: TaskManager) -> None:
     # 4,000 status changes; emissions follow the 20/s tick, plus the idle one.
     assert len(emissions) <= 20 * elapsed + 5, (len(emissions), elapsed)
     assert emissions[-1] == 0
+
+
+def test_a_when_done_still_sees_tasks_whose_when_done_has_not_run() -> None:
+    # Completions delivered in one drain leave the task table one by one, right
+    # before their own when_done: "all done" is seen by the last one only.
+    manager = TaskManager(GLibDispatcher())
+    seen: list[tuple[int, bool]] = []
+    try:
+        tasks = [
+            manager.run_thread(
+                lambda context: None,
+                when_done=lambda task: seen.append((len(manager), manager.has_tasks())),
+            )
+            for _ in range(3)
+        ]
+        deadline = time.monotonic() + 10
+        while not all(task.is_final() for task in tasks):  # no main-loop turn meanwhile
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        run_until(lambda: len(seen) == 3)
+        assert seen == [(2, True), (1, True), (0, False)]
+    finally:
+        manager.shutdown()

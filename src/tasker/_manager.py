@@ -550,8 +550,9 @@ class TaskManager:
         """Run queued events and completions on the main thread, in time slices.
 
         Items are taken in batches, one lock acquisition each: a completion
-        (a ``Task`` in the inbox) leaves the task table when its batch is
-        taken, and ``_undelivered`` drops once the batch's callbacks have run.
+        (a ``Task`` in the inbox) leaves the task table right before its
+        ``when_done``, and ``_undelivered`` drops once the batch's callbacks
+        have run.
         What a slice does not reach goes back to the front of the inbox;
         other threads only append at the back, so the order is kept.
         """
@@ -573,16 +574,18 @@ class TaskManager:
                     inbox.clear()
                 else:
                     batch = [inbox.popleft() for _ in range(_DRAIN_BATCH)]
-                for item in batch:
-                    if item.__class__ is Task:
-                        tasks.pop(item.id, None)
-                        self._done_since_idle += 1
             delivered = taken = 0
             sliced = False
             try:
                 for item in batch:
                     taken += 1
                     if item.__class__ is Task:
+                        # It leaves the table just before its when_done, as it
+                        # always did: a when_done still sees the tasks of the same
+                        # batch that have not been delivered (has_tasks(), len()).
+                        with lock:
+                            tasks.pop(item.id, None)
+                            self._done_since_idle += 1
                         delivered += 1
                         self._deliver_done(item)
                     else:
