@@ -231,7 +231,8 @@ def test_removals_in_the_middle_are_separate_runs(task_manager: TaskManager) -> 
     gates = [Gate() for _ in range(6)]
     model = TaskListModel(task_manager)
     tasks = [task_manager.run_thread(g, key=f"t{n}") for n, g in enumerate(gates)]
-    run_until(lambda: model.get_n_items() == 6)
+    # Status changes re-announce items (for filters), so start from a settled list.
+    run_until(lambda: model.get_n_items() == 6 and all(i.status == "running" for i in model))
     log = ModelLog(model)
     for n in (1, 2, 4):
         gates[n].open()

@@ -135,12 +135,13 @@ class TaskItem(GObject.Object):
         """True while the task is live and has not been asked to stop (``can-cancel``)."""
         return self._can_cancel
 
-    def sync(self) -> None:
+    def sync(self) -> bool:
         """Copy the task's current state into the properties; notify those that changed.
 
         Called by ``TaskListModel`` on the main thread. Notifications are
         frozen while the values are stored, so a handler of one property
-        sees all the others already up to date.
+        sees all the others already up to date. Returns True if the status
+        changed (the model then re-announces the item to filters and sorters).
         """
         task = self._task
         status = task.get_status()
@@ -169,10 +170,11 @@ class TaskItem(GObject.Object):
             self._can_cancel = can_cancel
             changed.append("can-cancel")
         if not changed:
-            return
+            return False
         with self.freeze_notify():
             for name in changed:
                 self.notify(name)
+        return changed[0] == "status"
 
     def __repr__(self) -> str:
         return f"<TaskItem {self._key!r} {self._kind} {self._status} {self._progress:.2f}>"
@@ -339,26 +341,28 @@ class TaskListModel(GObject.Object, Gio.ListModel):  # type: ignore[misc]
     def _apply(self, tasks: Sequence[Task[Any]], progress: float) -> None:
         check_thread(self._owner, "TaskListModel update")
         live: set[int] = set()
+        restyled: set[int] = set()
         for task in tasks:
             live.add(task.id)
             item = self._by_id.get(task.id)
             if item is None:
                 self._by_id[task.id] = TaskItem(task)
-            else:
-                item.sync()
+            elif item.sync():
+                restyled.add(task.id)
         now = GLib.get_monotonic_time() / 1e6
         for task_id, item in list(self._by_id.items()):
             if task_id in live or task_id in self._retained:
                 continue
             # The task left the live list, so its when_done has run and its
             # status is final: show that final state before keeping or dropping it.
-            item.sync()
+            if item.sync():
+                restyled.add(task_id)
             if self._keep:
                 self._retained[task_id] = now
             else:
                 del self._by_id[task_id]
         self._trim_retained(live, now)
-        self._rebuild()
+        self._rebuild(restyled)
         self._set_overall(progress, bool(tasks))
 
     def _trim_retained(self, live: set[int], now: float) -> None:
@@ -389,18 +393,34 @@ class TaskListModel(GObject.Object, Gio.ListModel):  # type: ignore[misc]
         self._trim_retained(live, now)
         self._rebuild()
 
-    def _rebuild(self) -> None:
-        """Bring ``_items`` to the id order of ``_by_id``, one items-changed per changed run."""
+    def _rebuild(self, restyled: set[int] | None = None) -> None:
+        """Bring ``_items`` to the id order of ``_by_id``, one items-changed per changed run.
+
+        Items in ``restyled`` changed status: they are announced again (as a
+        same-item replacement) so ``Gtk.FilterListModel`` and ``Gtk.SortListModel``
+        re-check them; GTK does not watch item properties itself.
+        """
         new = [self._by_id[task_id] for task_id in sorted(self._by_id)]
         old = self._items
-        if len(old) == len(new) and all(a is b for a, b in zip(old, new, strict=True)):
-            return
-        for position, removed, added in _diff_runs(
-            [item._task_id for item in old], [item._task_id for item in new]
-        ):
-            # The list must show exactly this change when the signal goes out.
-            old[position : position + removed] = new[position : position + added]
-            self.items_changed(position, removed, added)
+        if not (len(old) == len(new) and all(a is b for a, b in zip(old, new, strict=True))):
+            before = {item._task_id for item in old}
+            restyled = {task_id for task_id in restyled or () if task_id in before}
+            for position, removed, added in _diff_runs(
+                [item._task_id for item in old], [item._task_id for item in new]
+            ):
+                # The list must show exactly this change when the signal goes out.
+                old[position : position + removed] = new[position : position + added]
+                self.items_changed(position, removed, added)
+        if restyled:
+            runs: list[list[int]] = []
+            for position, item in enumerate(old):
+                if item._task_id in restyled:
+                    if runs and runs[-1][-1] == position - 1:
+                        runs[-1].append(position)
+                    else:
+                        runs.append([position])
+            for run in runs:
+                self.items_changed(run[0], len(run), len(run))
 
     def _set_overall(self, progress: float, busy: bool) -> None:
         progress = _clamp(progress)
