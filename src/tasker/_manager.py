@@ -12,12 +12,12 @@ import sys
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack
 
 from ._context import ExecutionContext, ProgressReport
-from ._dispatch import Dispatcher, resolve_dispatcher
+from ._delivery import Delivery, call_logged
+from ._dispatch import Dispatcher
 from ._errors import ManagerShutdownError, TaskTimeoutError
 from ._task import StopReason, Task, TaskKind, TaskStatus
 
@@ -38,15 +38,6 @@ logger = logging.getLogger("tasker")
 
 #: Set by the worker-process bootstrap: the global ``task_mgr`` starts nothing there.
 in_worker_process = False
-
-#: Longest stretch one main-thread drain may run before yielding to the main loop.
-_DRAIN_SLICE = 0.004
-#: Inbox items the drain takes per lock acquisition.
-_DRAIN_BATCH = 64
-#: With more undelivered tasks than this, a completion waits up to _BURST_DELAY
-#: seconds for others to share its main-thread drain.
-_BURST = 8
-_BURST_DELAY = 0.001
 
 _OPTIONS = frozenset(
     {
@@ -88,7 +79,13 @@ class TaskManager:
         loop: Any = None,
         worker_nice: int = 5,
     ) -> None:
-        self._scheduler = scheduler
+        # The manager lock guards the task table, the key map, the delivery inbox
+        # and its scheduling flags (Delivery shares it). It is only held for
+        # bookkeeping, never while user code or a backend call runs.
+        self._lock = threading.Lock()
+        self._tasks: dict[int, Task[Any]] = {}
+        self._keys: dict[Hashable, Task[Any]] = {}
+        self._delivery = Delivery(self, scheduler)
         self._options: dict[str, Any] = {}
         self._apply_options(
             max_workers=max_workers,
@@ -102,37 +99,12 @@ class TaskManager:
             loop=loop,
             worker_nice=worker_nice,
         )
-        from ._signal import TasksUpdatedSignal  # blinker is imported on first use only
-
-        self.tasks_updated: TasksUpdatedSignal = TasksUpdatedSignal(
-            "tasks_updated: handler(sender, tasks=[live tasks], progress=float)"
-        )
-        # Lets a view of recent tasks (tasker.gtk.TaskListModel) see tasks that
-        # started and finished between two tasks_updated emissions.
-        self.task_done: TasksUpdatedSignal = TasksUpdatedSignal(
-            "task_done: handler(sender, task=finished task), on the main thread after when_done"
-        )
-        # The manager lock guards the task table, the key map, the inbox and the
-        # scheduling flags. It is only held for bookkeeping, never while user
-        # code or a backend call runs.
-        self._lock = threading.Lock()
-        self._settled = threading.Condition(self._lock)
-        self._tasks: dict[int, Task[Any]] = {}
-        self._keys: dict[Hashable, Task[Any]] = {}
-        self._undelivered = 0
-        self._done_since_idle = 0
-        # Callables (events), and finished tasks whose completion is to be delivered.
-        self._inbox: deque[Callable[[], object] | Task[Any]] = deque()
-        self._drain_scheduled = False
-        self._tick_scheduled = False
-        self._tick_urgent = False
-        self._changed = False
-        self._last_tick = 0.0
-        self._dirty: list[ProgressReport] = []
+        #: ``handler(sender, tasks=[live tasks], progress=float)`` on the main thread.
+        self.tasks_updated: TasksUpdatedSignal = self._delivery.tasks_updated
+        #: ``handler(sender, task=finished task)`` on the main thread after its ``when_done``.
+        self.task_done: TasksUpdatedSignal = self._delivery.task_done
         self._started = False
         self._shut_down = False
-        self._dispatcher: Dispatcher | None = None
-        self._owns_dispatcher = False
         self._loop_thread: LoopThread | None = None
         self._thread_pool: ThreadPool | None = None
         self._process_pool: ProcessPool | None = None
@@ -145,12 +117,12 @@ class TaskManager:
 
         Raises ``RuntimeError`` once a task has been started.
         """
-        scheduler = options.pop("scheduler", self._scheduler)
+        scheduler = options.pop("scheduler", self._delivery.scheduler)
         with self._lock:
             if self._started:
                 raise RuntimeError("configure() must be called before the first task starts")
             self._apply_options(**options)
-            self._scheduler = scheduler
+            self._delivery.scheduler = scheduler
 
     def _apply_options(self, **options: Any) -> None:
         unknown = set(options) - _OPTIONS
@@ -193,6 +165,7 @@ class TaskManager:
         if isinstance(nice, bool) or not isinstance(nice, int):
             raise TypeError(f"worker_nice must be an int, not {nice!r}")
         self._options.update(options)
+        self._delivery.set_update_rate(self._options.get("update_rate", 20.0))
 
     # ----------------------------------------------------------- starting tasks
 
@@ -297,9 +270,10 @@ class TaskManager:
         if cancel_grace is not None:
             _check_grace(cancel_grace)
         # A bad scheduler fails here, before the task is registered, not after.
-        self._get_dispatcher()
+        delivery = self._delivery
+        delivery.dispatcher()
         report = ProgressReport(None)
-        report.notify = functools.partial(self._mark_dirty, report)
+        report.notify = functools.partial(delivery.mark_dirty, report)
         task: Task[T] = Task(
             self,
             kind,
@@ -318,16 +292,15 @@ class TaskManager:
             previous = self._keys.get(task.key)
             self._keys[task.key] = task
             self._tasks[task.id] = task
-            self._undelivered += 1
-            # The new task is announced by the update tick (what _post(None)
-            # does), under the same lock: one acquisition per start.
-            self._changed = True
-            delay = self._tick_delay_locked(False)
+            delivery.undelivered += 1
+            # The new task is announced by the update tick, under the same
+            # lock: one acquisition per start.
+            delay = delivery.announce_locked()
         if previous is not None:
             # "Newest wins": the old owner of the key is cancelled, not awaited.
             self._cancel(previous, StopReason.CANCEL)
         if delay is not None:
-            self._arm_tick(delay)
+            delivery.arm_tick(delay)
         return task
 
     def _refused(self, task: Task[Any]) -> None:
@@ -382,13 +355,13 @@ class TaskManager:
             return self._overall_progress()
 
     def _overall_progress(self) -> float:
+        """The overall progress; called with the lock held."""
         tasks = self._tasks.values()
-        count = self._done_since_idle + len(tasks)
+        done = self._delivery.done_since_idle
+        count = done + len(tasks)
         if count == 0:
             return 1.0
-        total = self._done_since_idle + sum(
-            1.0 if t._status.is_final else t._report.progress for t in tasks
-        )
+        total = done + sum(1.0 if t._status.is_final else t._report.progress for t in tasks)
         return min(1.0, total / count)
 
     def wait_until_settled(self, timeout: float | None = None) -> bool:
@@ -397,17 +370,7 @@ class TaskManager:
         On the main thread it keeps the main loop turning meanwhile. Returns
         False if ``timeout`` seconds pass first.
         """
-        pending = self._undelivered != 0 or self._inbox
-        if not pending:
-            return True
-        outcome = self._get_dispatcher().run_until(self._is_settled, timeout)
-        if outcome is not None:
-            return outcome
-        with self._settled:
-            return self._settled.wait_for(self._is_settled, timeout)
-
-    def _is_settled(self) -> bool:
-        return self._undelivered == 0 and not self._inbox and not self._drain_scheduled
+        return self._delivery.wait_until_settled(timeout)
 
     # ------------------------------------------------------------- cancellation
 
@@ -421,7 +384,7 @@ class TaskManager:
             cancellable = task._cancellable
         if cancellable is not None:
             cancellable.cancel()
-        self._post(None)  # views show "cancelling" now, not at the task's next report
+        self._delivery.post(None)  # views show "cancelling" now, not at the task's next report
         if task.kind is TaskKind.PROCESS:
             if self._process_pool is not None:
                 self._process_pool.cancel(task)
@@ -454,14 +417,13 @@ class TaskManager:
             stopping = task._stop_reason is not None
             if not stopping:
                 task._status = TaskStatus.RUNNING
-                # Announced by the update tick, as _post(None) would, in the same lock.
-                self._changed = True
-                delay = self._tick_delay_locked(False)
+                # Announced by the update tick, in the same lock.
+                delay = self._delivery.announce_locked()
         if stopping:
             self._finish(task)
             return False
         if delay is not None:
-            self._arm_tick(delay)
+            self._delivery.arm_tick(delay)
         return True
 
     def _finish(
@@ -493,24 +455,12 @@ class TaskManager:
             if self._keys.get(task.key) is task:
                 del self._keys[task.key]
             callbacks, task._done_callbacks = task._done_callbacks, None
-            # The task itself stands for "deliver its completion" (see _drain).
-            self._inbox.append(task)
-            schedule = not self._drain_scheduled
-            self._drain_scheduled = True
-            burst = self._undelivered > _BURST
+            drain = self._delivery.queue_done_locked(task)
         if callbacks:
             for callback in callbacks:
-                _call_logged(callback, task)
-        if schedule:
-            if burst:
-                # Many tasks are in flight, so more completions are coming:
-                # let them gather for a moment and deliver them in one drain.
-                # Waking the main thread for each one or two costs it more than
-                # the callbacks themselves, and takes the GIL from the threads
-                # that feed the workers. A lone task is delivered at once.
-                self._arm_drain(_BURST_DELAY)
-            else:
-                self._arm_drain(0.0)
+                call_logged(callback, task)
+        if drain is not None:
+            self._delivery.arm_drain(drain)
 
     def _add_final_callback(self, task: Task[Any], callback: Callable[[Task[Any]], object]) -> None:
         """Call ``callback(task)`` in the finishing thread once the task is final."""
@@ -522,209 +472,24 @@ class TaskManager:
                 return
         callback(task)
 
-    # --------------------------------------------- delivery to the main thread
-
-    def _post(self, item: Callable[[], object] | None) -> None:
-        """Queue ``item`` for the main thread; None just announces a status change.
-
-        Announcements ride on the rate-limited update tick, so a burst of
-        starts and finishes costs the main thread a bounded number of
-        ``tasks_updated`` emissions.
-        """
-        if item is None:
-            self._schedule_tick(None)
-            return
-        with self._lock:
-            self._inbox.append(item)
-            if self._drain_scheduled:
-                return
-            self._drain_scheduled = True
-        self._arm_drain(0.0)
+    # ------------------------------------- delivery (host calls, any thread)
 
     def _deliver_event(self, task: Task[Any], name: str, data: Any) -> None:
         """Queue ``task.when_event(task, name, data)`` for the main thread, in order."""
-        if task.when_event is not None:
-            self._post(functools.partial(_call_logged, task.when_event, task, name, data))
+        self._delivery.deliver_event(task, name, data)
 
-    def _drain(self) -> None:
-        """Run queued events and completions on the main thread, in time slices.
-
-        Items are taken in batches, one lock acquisition each: a completion
-        (a ``Task`` in the inbox) leaves the task table right before its
-        ``when_done``, and ``_undelivered`` drops once the batch's callbacks
-        have run.
-        What a slice does not reach goes back to the front of the inbox;
-        other threads only append at the back, so the order is kept.
-        """
-        deadline = time.monotonic() + _DRAIN_SLICE
-        inbox = self._inbox
-        tasks = self._tasks
-        lock = self._lock
-        monotonic = time.monotonic
-        while True:
-            with lock:
-                if not inbox:
-                    self._drain_scheduled = False
-                    idle = self._undelivered == 0
-                    if idle:
-                        self._settled.notify_all()
-                    break
-                if len(inbox) <= _DRAIN_BATCH:
-                    batch = list(inbox)
-                    inbox.clear()
-                else:
-                    batch = [inbox.popleft() for _ in range(_DRAIN_BATCH)]
-            delivered = taken = 0
-            sliced = False
-            try:
-                for item in batch:
-                    taken += 1
-                    if item.__class__ is Task:
-                        # It leaves the table just before its when_done, as it
-                        # always did: a when_done still sees the tasks of the same
-                        # batch that have not been delivered (has_tasks(), len()).
-                        with lock:
-                            tasks.pop(item.id, None)
-                            self._done_since_idle += 1
-                        delivered += 1
-                        self._deliver_done(item)
-                    else:
-                        item()  # type: ignore[operator]
-                    if monotonic() >= deadline:
-                        sliced = True
-                        break
-            finally:
-                # Also on an exception escaping a callback: nothing taken is lost.
-                rest = batch[taken:]
-                if rest or delivered:
-                    with lock:
-                        inbox.extendleft(reversed(rest))
-                        self._delivered_locked(delivered)
-            if sliced:
-                # Yield to the main loop (it may have a frame to draw); the
-                # drain stays scheduled, so nobody else schedules another.
-                self._arm_drain(0.0)
-                self._schedule_tick(None)
-                return
-        if idle:
-            self._emit_tasks_updated()  # becoming idle is announced at once, always
-        else:
-            self._schedule_tick(None)
-
-    def _deliver_done(self, task: Task[Any]) -> None:
-        """Run ``when_done`` and ``task_done`` handlers; the drain did the bookkeeping."""
-        when_done = task.when_done
-        if when_done is not None:
-            try:
-                when_done(task)
-            except Exception:
-                logger.exception("exception in task callback %r", when_done)
-        if self.task_done.receivers:
-            for receiver in self.task_done.receivers_for(self):
-                _call_logged(functools.partial(receiver, self, task=task))
-
-    def _delivered_locked(self, count: int) -> None:
-        """``count`` completions have been delivered: wake waiters once none is left."""
-        if not count:
-            return
-        self._undelivered -= count
-        if self._undelivered == 0:
-            self._done_since_idle = 0
-            self._settled.notify_all()
+    def _post(self, item: Callable[[], object] | None) -> None:
+        """Queue ``item`` for the main thread; None just announces a status change."""
+        self._delivery.post(item)
 
     def _mark_dirty(self, report: ProgressReport, urgent: bool = False) -> None:
         """Called from any thread when a task's progress or message changes."""
-        self._schedule_tick(report, urgent)
-
-    def _schedule_tick(self, report: ProgressReport | None, urgent: bool = False) -> None:
-        """Make sure an update tick is due: now if urgent, else within the update interval."""
-        with self._lock:
-            if report is None:
-                self._changed = True
-            else:
-                self._dirty.append(report)
-            delay = self._tick_delay_locked(urgent)
-        if delay is not None:
-            self._arm_tick(delay)
-
-    def _tick_delay_locked(self, urgent: bool) -> float | None:
-        """Claim the tick for a change just recorded; its delay, or None if one is due already."""
-        if self._tick_scheduled and (self._tick_urgent or not urgent):
-            return None
-        self._tick_scheduled = True
-        self._tick_urgent = urgent
-        return 0.0 if urgent else self._last_tick + self._interval() - time.monotonic()
-
-    def _arm_tick(self, delay: float) -> None:
-        """Schedule the tick claimed by ``_tick_delay_locked`` (called without the lock)."""
-        if not self._dispatch(delay, self._tick):
-            with self._lock:
-                self._tick_scheduled = False  # let the next change try again
-
-    def _arm_drain(self, delay: float) -> None:
-        """Schedule the drain claimed by setting ``_drain_scheduled`` (called without the lock)."""
-        if not self._dispatch(delay, self._drain):
-            with self._lock:
-                self._drain_scheduled = False  # let the next completion try again
-
-    def _dispatch(self, delay: float, fn: Callable[[], object]) -> bool:
-        """Hand ``fn`` to the dispatcher; False (logged) if an application scheduler raised.
-
-        Backends call in here from their own threads: a broken scheduler must
-        not take the process listener or a worker thread down with it.
-        """
-        dispatcher = self._get_dispatcher()
-        try:
-            if delay > 0:
-                dispatcher.call_later(delay, fn)
-            else:
-                dispatcher.call_soon(fn)
-        except Exception:
-            logger.exception("the scheduler refused a main-thread call; tasker retries later")
-            return False
-        return True
-
-    def _interval(self) -> float:
-        return 1.0 / float(self._options["update_rate"])
-
-    def _tick(self) -> None:
-        """Emit ``tasks_updated`` for what changed since the last tick (at most
-        ``update_rate`` times a second): progress, messages and statuses."""
-        with self._lock:
-            self._tick_scheduled = False
-            self._tick_urgent = False
-            self._last_tick = time.monotonic()
-            dirty, self._dirty = self._dirty, []
-            changed, self._changed = self._changed, False
-        if not dirty and not changed:
-            return  # an earlier tick (an urgent one, say) took these changes
-        for report in dirty:
-            report.dirty = False  # before the handlers read the values: see ProgressReport
-        self._emit_tasks_updated()
-
-    def _emit_tasks_updated(self) -> None:
-        if not self.tasks_updated.receivers:
-            return  # nobody listens: skip walking every live task
-        with self._lock:
-            tasks = list(self._tasks.values())
-            progress = self._overall_progress()
-        for receiver in self.tasks_updated.receivers_for(self):
-            try:
-                receiver(self, tasks=tasks, progress=progress)
-            except Exception:
-                logger.exception("exception in a tasks_updated handler %r", receiver)
+        self._delivery.mark_dirty(report, urgent)
 
     # ------------------------------------------------------------------ backends
 
     def _get_dispatcher(self) -> Dispatcher:
-        dispatcher = self._dispatcher
-        if dispatcher is None:
-            with self._lock:
-                if self._dispatcher is None:
-                    self._dispatcher = resolve_dispatcher(self._scheduler)
-                    self._owns_dispatcher = self._dispatcher is not self._scheduler
-                dispatcher = self._dispatcher
-        return dispatcher
+        return self._delivery.dispatcher()
 
     def _loop(self) -> LoopThread:
         if self._loop_thread is None:
@@ -898,11 +663,8 @@ class TaskManager:
                     )
                 for task in stuck_coroutines:
                     self._finish(task, cancelled=True)
-        if self._dispatcher is not None:
-            # Let the final when_done callbacks run where they belong, if we can.
-            self.wait_until_settled(max(0.1, deadline - time.monotonic()))
-            if self._owns_dispatcher:
-                self._dispatcher.close()
+        # Let the final when_done callbacks run where they belong, if we can.
+        self._delivery.close(max(0.1, deadline - time.monotonic()))
 
     def __enter__(self) -> TaskManager:
         return self
@@ -924,17 +686,10 @@ class _LocalBackend:
         self._manager._deliver_event(self._task, name, data)
 
     def flush(self) -> None:
-        self._manager._mark_dirty(self._task._report, urgent=True)
+        self._manager._delivery.mark_dirty(self._task._report, urgent=True)
 
     def cancellable(self) -> Gio.Cancellable:
         return self._manager._local_cancellable(self._task)
-
-
-def _call_logged(callback: Callable[..., object], *args: Any) -> None:
-    try:
-        callback(*args)
-    except Exception:
-        logger.exception("exception in task callback %r", callback)
 
 
 def _shutdown_at_exit(ref: weakref.ref[TaskManager]) -> None:
