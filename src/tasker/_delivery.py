@@ -69,8 +69,10 @@ class Delivery:
         self.settled = threading.Condition(self._lock)
         #: Tasks registered whose ``when_done`` has not run yet.
         self.undelivered = 0
-        #: Tasks delivered since the manager was last idle (for the overall progress).
+        #: Visible tasks delivered since the manager was last idle (for the overall progress).
         self.done_since_idle = 0
+        #: Live hidden tasks (``visible=False``): left out of ``tasks_updated`` and its progress.
+        self.hidden = 0
         # Callables (events), and finished tasks whose completion is to be delivered.
         self._inbox: deque[Callable[[], object] | Task[Any]] = deque()
         self._drain_scheduled = False
@@ -253,7 +255,10 @@ class Delivery:
                         # batch that have not been delivered (has_tasks(), len()).
                         with lock:
                             tasks.pop(item.id, None)
-                            self.done_since_idle += 1
+                            if item.visible:
+                                self.done_since_idle += 1
+                            else:
+                                self.hidden -= 1
                         delivered += 1
                         self._deliver_done(item)
                     else:
@@ -321,13 +326,19 @@ class Delivery:
             return  # nobody listens: skip walking every live task
         manager = self._manager
         with self._lock:
-            tasks = list(self._tasks.values())
+            tasks = self.visible_tasks_locked()
             progress = manager._overall_progress()
         for receiver in self.tasks_updated.receivers_for(manager):
             try:
                 receiver(manager, tasks=tasks, progress=progress)
             except Exception:
                 logger.exception("exception in a tasks_updated handler %r", receiver)
+
+    def visible_tasks_locked(self) -> list[Task[Any]]:
+        """The live tasks views show: all but the hidden ones (``visible=False``)."""
+        if self.hidden:
+            return [t for t in self._tasks.values() if t.visible]
+        return list(self._tasks.values())
 
     # ----------------------------------------------------------------- waiting
 

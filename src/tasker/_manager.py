@@ -22,9 +22,12 @@ from ._errors import ManagerShutdownError, TaskTimeoutError
 from ._task import StopReason, Task, TaskKind, TaskStatus
 
 if TYPE_CHECKING:
+    import asyncio
+
     from gi.repository import Gio
 
     from ._coroutines import LoopThread
+    from ._executor import ExecutorCalls
     from ._process import ProcessPool
     from ._signal import TasksUpdatedSignal
     from ._threads import ThreadPool
@@ -109,6 +112,7 @@ class TaskManager:
         self._thread_pool: ThreadPool | None = None
         self._process_pool: ProcessPool | None = None
         self._async_tasks: dict[int, Any] = {}  # touched on the coroutine loop's thread only
+        self._executor_calls: ExecutorCalls | None = None
 
     # ----------------------------------------------------------------- options
 
@@ -179,6 +183,7 @@ class TaskManager:
         when_event: Callable[[Task[T], str, Any], object] | None = None,
         timeout: float | None = None,
         cancel_grace: float | None = None,
+        visible: bool = True,
         **kwargs: Any,
     ) -> Task[T]:
         """Run ``await coro_fn(context, *args, **kwargs)`` on the manager's asyncio loop.
@@ -193,7 +198,7 @@ class TaskManager:
                 "use run_thread() or run_process() for plain functions"
             )
         task: Task[T] = self._new_task(
-            TaskKind.COROUTINE, key, when_done, when_event, timeout, cancel_grace
+            TaskKind.COROUTINE, key, when_done, when_event, timeout, cancel_grace, visible
         )
         if not self._loop().call_soon(self._start_coroutine, task, coro_fn, args, kwargs):
             self._refused(task)
@@ -209,6 +214,7 @@ class TaskManager:
         when_event: Callable[[Task[T], str, Any], object] | None = None,
         timeout: float | None = None,
         cancel_grace: float | None = None,
+        visible: bool = True,
         **kwargs: Any,
     ) -> Task[T]:
         """Run ``func(context, *args, **kwargs)`` on a worker thread (shared memory, no pickling).
@@ -218,7 +224,7 @@ class TaskManager:
         """
         _check_plain_function(func, "run_thread")
         task: Task[T] = self._new_task(
-            TaskKind.THREAD, key, when_done, when_event, timeout, cancel_grace
+            TaskKind.THREAD, key, when_done, when_event, timeout, cancel_grace, visible
         )
         if not self._threads().submit(
             functools.partial(self._run_thread_task, task, func, args, kwargs)
@@ -236,6 +242,7 @@ class TaskManager:
         when_event: Callable[[Task[T], str, Any], object] | None = None,
         timeout: float | None = None,
         cancel_grace: float | None = None,
+        visible: bool = True,
         **kwargs: Any,
     ) -> Task[T]:
         """Run ``func(context, *args, **kwargs)`` in a worker process.
@@ -246,7 +253,7 @@ class TaskManager:
         """
         _check_plain_function(func, "run_process")
         task: Task[T] = self._new_task(
-            TaskKind.PROCESS, key, when_done, when_event, timeout, cancel_grace
+            TaskKind.PROCESS, key, when_done, when_event, timeout, cancel_grace, visible
         )
         grace = self._options["cancel_grace"] if cancel_grace is None else cancel_grace
         self._processes().submit(task, func, args, kwargs, timeout=task.timeout, cancel_grace=grace)
@@ -260,6 +267,7 @@ class TaskManager:
         when_event: Callable[[Task[T], str, Any], object] | None,
         timeout: float | None,
         cancel_grace: float | None,
+        visible: bool = True,
     ) -> Task[T]:
         if key is not None:
             hash(key)  # an unhashable key fails here, with Python's own TypeError
@@ -269,6 +277,8 @@ class TaskManager:
         _check_timeout(timeout)
         if cancel_grace is not None:
             _check_grace(cancel_grace)
+        if visible is not True and visible is not False:
+            raise TypeError(f"visible must be True or False, not {visible!r}")
         # A bad scheduler fails here, before the task is registered, not after.
         delivery = self._delivery
         delivery.dispatcher()
@@ -282,17 +292,18 @@ class TaskManager:
             when_event,
             report,
             timeout if timeout is not None else self._options["timeout"],
+            visible,
         )
         with self._lock:
             if self._shut_down:
                 raise ManagerShutdownError("this TaskManager has been shut down")
-            if not self._started:
-                self._started = True
-                atexit.register(_shutdown_at_exit, weakref.ref(self))
+            self._start_locked()
             previous = self._keys.get(task.key)
             self._keys[task.key] = task
             self._tasks[task.id] = task
             delivery.undelivered += 1
+            if not visible:
+                delivery.hidden += 1
             # The new task is announced by the update tick, under the same
             # lock: one acquisition per start.
             delay = delivery.announce_locked()
@@ -302,6 +313,12 @@ class TaskManager:
         if delay is not None:
             delivery.arm_tick(delay)
         return task
+
+    def _start_locked(self) -> None:
+        """First use: options are fixed from now on, and shutdown runs at interpreter exit."""
+        if not self._started:
+            self._started = True
+            atexit.register(_shutdown_at_exit, weakref.ref(self))
 
     def _refused(self, task: Task[Any]) -> None:
         """The backend stopped under us: shutdown() ran after ``task`` was registered.
@@ -324,6 +341,64 @@ class TaskManager:
         with self._lock:
             task = self._keys.get(key)
         return task is not None and self._cancel(task, StopReason.CANCEL)
+
+    def cancel_all(self) -> int:
+        """Cancel every live task (hidden ones too); return how many were cancelled."""
+        with self._lock:
+            live = list(self._tasks.values())
+        return sum(self._cancel(task, StopReason.CANCEL) for task in live)
+
+    def restart_worker_pool(self) -> None:
+        """Move process work to fresh worker processes, losing and repeating nothing.
+
+        New process tasks go to new workers at once; tasks still waiting for
+        a worker go to the new workers too. Tasks running on the old workers
+        finish there (with their usual results and callbacks), then those
+        workers exit. Use it when the workers' imported code or initializer
+        state is stale (an add-on was installed, say). Does nothing before
+        the first process task.
+        """
+        with self._lock:
+            if self._shut_down:
+                raise ManagerShutdownError("this TaskManager has been shut down")
+            pool = self._process_pool
+        if pool is not None:
+            pool.restart()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The asyncio event loop coroutine tasks run on.
+
+        tasker's own loop thread, started on first access, or the application's
+        loop when the manager was configured with ``loop=``.
+        """
+        with self._lock:
+            if self._shut_down and self._loop_thread is None:
+                raise ManagerShutdownError("this TaskManager has been shut down")
+            self._start_locked()  # the loop option is in use from now on
+        return self._loop().loop
+
+    async def run_in_executor(self, fn: Callable[[Unpack[Ts]], T], /, *args: *Ts) -> T:
+        """Run ``fn(*args)`` on tasker's worker threads and return its result.
+
+        Await it from any asyncio loop (a coroutine task's, or the
+        application's own). ``fn``'s exception is raised here. The threads are
+        those of ``run_thread``; the call waits for a free one. Raises
+        ``ManagerShutdownError`` if the manager shuts down before it starts.
+        """
+        if not callable(fn):
+            raise TypeError(f"run_in_executor() needs a callable, not a {type(fn).__name__}")
+        with self._lock:
+            if self._shut_down:
+                raise ManagerShutdownError("this TaskManager has been shut down")
+            self._start_locked()
+            calls = self._executor_calls
+            if calls is None:
+                from ._executor import ExecutorCalls
+
+                calls = self._executor_calls = ExecutorCalls()
+        result: T = await calls.run(self._threads(), fn, args)
+        return result
 
     def get_task(self, key: Hashable) -> Task[Any] | None:
         """Return the live task that owns ``key``, or None."""
@@ -355,8 +430,8 @@ class TaskManager:
             return self._overall_progress()
 
     def _overall_progress(self) -> float:
-        """The overall progress; called with the lock held."""
-        tasks = self._tasks.values()
+        """The overall progress of the visible tasks; called with the lock held."""
+        tasks = self._delivery.visible_tasks_locked()
         done = self._delivery.done_since_idle
         count = done + len(tasks)
         if count == 0:
@@ -433,11 +508,14 @@ class TaskManager:
         result: Any = None,
         error: BaseException | None = None,
         cancelled: bool = False,
-    ) -> None:
-        """Give ``task`` its one final status from its raw outcome and stop reason."""
+    ) -> bool:
+        """Give ``task`` its one final status from its raw outcome and stop reason.
+
+        Returns False, changing nothing, if the task was final already.
+        """
         with self._lock:
             if task._status.is_final:
-                return
+                return False
             reason = task._stop_reason
             if reason is StopReason.CANCEL or (cancelled and reason is None):
                 task._status = TaskStatus.CANCELLED
@@ -461,6 +539,7 @@ class TaskManager:
                 call_logged(callback, task)
         if drain is not None:
             self._delivery.arm_drain(drain)
+        return True
 
     def _add_final_callback(self, task: Task[Any], callback: Callable[[Task[Any]], object]) -> None:
         """Call ``callback(task)`` in the finishing thread once the task is final."""
@@ -615,9 +694,19 @@ class TaskManager:
         try:
             result = func(self._local_context(task), *args, **kwargs)
         except BaseException as error:
-            self._finish(task, error=error)
+            finished = self._finish(task, error=error)
+            outcome = f"exception {error!r}"
         else:
-            self._finish(task, result=result)
+            finished = self._finish(task, result=result)
+            outcome = f"result of type {type(result).__name__}"
+        if not finished:
+            # shutdown() gave up waiting and finished it as cancelled.
+            logger.warning(
+                "thread task %r returned after shutdown had ended it as cancelled; "
+                "its %s is discarded",
+                task.key,
+                outcome,
+            )
 
     # ------------------------------------------------------------------ shutdown
 
@@ -641,12 +730,22 @@ class TaskManager:
             self._process_pool.shutdown(timeout)
         if self._thread_pool is not None:
             stuck = self._thread_pool.stop(max(0.0, deadline - time.monotonic()))
+            if self._executor_calls is not None:
+                self._executor_calls.abandon_all()
             if stuck:
+                stuck_tasks = [
+                    t for t in live if t.kind is TaskKind.THREAD and not t._status.is_final
+                ]
                 logger.warning(
-                    "%d thread task(s) ignored cancellation and are left running: %s",
-                    len(stuck),
+                    "%d thread task(s) ignored cancellation and are left running on %s; "
+                    "they end cancelled now and what they return is discarded: %s",
+                    len(stuck_tasks),
                     ", ".join(t.name for t in stuck),
+                    ", ".join(repr(t.key) for t in stuck_tasks),
                 )
+                # Every task ends in one final status, and shutdown leaves none live.
+                for task in stuck_tasks:
+                    self._finish(task, cancelled=True)
         if self._loop_thread is not None:
             stopped = self._loop_thread.stop(max(0.1, deadline - time.monotonic()))
             if stopped and self._options["loop"] is None:

@@ -76,6 +76,7 @@ class Task(Generic[T]):
         "key",
         "kind",
         "timeout",
+        "visible",
         "when_done",
         "when_event",
     )
@@ -89,6 +90,7 @@ class Task(Generic[T]):
         when_event: Callable[[Task[T], str, Any], object] | None,
         report: ProgressReport,
         timeout: float | None = None,
+        visible: bool = True,
     ) -> None:
         self.id: int = _next_id()
         self.key: Hashable = key if key is not None else f"task-{self.id}"
@@ -96,6 +98,8 @@ class Task(Generic[T]):
         self.when_done = when_done
         self.when_event = when_event
         self.timeout = timeout
+        #: False for a hidden task: left out of ``tasks_updated`` and task views.
+        self.visible = visible
         self._manager = manager
         self._report = report
         self._status = TaskStatus.PENDING
@@ -115,7 +119,10 @@ class Task(Generic[T]):
         return self._status
 
     def get_progress(self) -> float:
-        """Return the latest progress, 0.0 to 1.0."""
+        """Return the latest progress, 0.0 to 1.0 (1.0 once the task has completed)."""
+        # A completed task is done whatever its function last reported (or if it never did).
+        if self._status is TaskStatus.COMPLETED:
+            return 1.0
         return self._report.progress
 
     def get_message(self) -> str | None:

@@ -377,3 +377,10 @@ def sleeper_with_child_and_pid(context: ExecutionContext) -> int:
     """Like sleeper_with_child, announcing the worker's pid first."""
     context.send_event("worker", os.getpid())
     return sleeper_with_child(context)
+
+
+def log_run(context: ExecutionContext, path: str, name: str) -> int:
+    """Append ``name pid`` to ``path`` (one line per run, to count runs); return the pid."""
+    with open(path, "a") as log:
+        log.write(f"{name} {os.getpid()}\n")
+    return os.getpid()

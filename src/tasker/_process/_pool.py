@@ -185,6 +185,7 @@ class _Worker:
         "reader",
         "ready",
         "registered",
+        "retiring",
         "send_lock",
         "sentinel",
         "slot",
@@ -204,6 +205,8 @@ class _Worker:
         self.exiting = False  # its sentinel fired: no new work, whatever it still says
         self.registered = True  # channel registered with the selector
         self.init_failed = False
+        # restart() retired it: it finishes what it was given, takes nothing new, then stops.
+        self.retiring = False
         self.job: _Job | None = None  # the task it runs (or is being sent)
         # Tasks sent in advance, not started yet, in the order the worker runs them.
         self.ahead: deque[_Job] = deque()
@@ -263,7 +266,13 @@ class ProcessPool:
         self._queued = 0  # live jobs in _queue
         self._idle: list[_Worker] = []  # ready workers without a job; the last is the warmest
         self._workers: dict[int, _Worker] = {}  # by slot, started or ready
-        self._free_slots = list(range(self._max_workers - 1, -1, -1))
+        # Twice max_workers slots: after restart() the new workers start at
+        # once while retiring ones still hold their slots. At most max_workers
+        # slots belong to workers that are not retiring.
+        self._slots = 2 * self._max_workers
+        self._free_slots = list(range(self._slots - 1, -1, -1))
+        self._retiring = 0  # retiring workers still in _workers
+        self._retiring_starting = 0  # ... of which not ready yet (also counted in _starting)
         self._to_spawn: list[int] = []  # slots the listener is to start workers in
         self._starting = 0  # slots reserved or workers started but not yet ready
         self._deadline_jobs: set[_Job] = set()  # jobs with a timeout_at or kill_at
@@ -352,6 +361,36 @@ class ProcessPool:
         elif wake:
             self._wake()
 
+    def restart(self) -> None:
+        """Retire every worker: queued and new tasks go to fresh workers started now.
+
+        A retiring worker finishes the task it runs (and the small tasks sent
+        to it ahead of time, which may have started already, so they are
+        never taken back: that could run them twice), takes nothing new and
+        is then sent STOP; an idle one is stopped at once. Nothing is lost:
+        queued tasks stay queued for the new workers.
+        """
+        to_stop: list[_Worker] = []
+        with self._lock:
+            if self._closing or self._listener is None:
+                return
+            for worker in self._workers.values():
+                if worker.retiring or worker.exiting:
+                    continue
+                worker.retiring = True
+                self._retiring += 1
+                if not worker.ready:
+                    self._retiring_starting += 1
+            to_stop, self._idle = self._idle, []
+            # Fresh workers for what waits; new tasks start them as they come.
+            wake = False
+            while self._want_worker_locked():
+                wake = True
+        for worker in to_stop:
+            self._send_stop(worker)
+        if wake:
+            self._wake()
+
     def shutdown(self, timeout: float) -> None:
         """Stop every worker (kill those still busy after ``timeout`` s) and release everything.
 
@@ -395,7 +434,9 @@ class ProcessPool:
         """Reserve a slot for a new worker if queued work needs one; True: wake the listener."""
         if self._init_failed or self._closing or not self._free_slots:
             return False
-        if self._queued <= self._starting:
+        if self._slots - len(self._free_slots) - self._retiring >= self._max_workers:
+            return False  # the pool is at its size, retiring workers aside
+        if self._queued <= self._starting - self._retiring_starting:
             return False
         slot = self._free_slots.pop()
         self._to_spawn.append(slot)
@@ -454,6 +495,8 @@ class ProcessPool:
         """Give a free worker its next job or make it idle; True: it is to be sent STOP."""
         if worker.exiting:
             return False
+        if worker.retiring:
+            return True
         job = self._next_job_locked()
         if job is not None:
             self._assign_locked(worker, job)
@@ -517,7 +560,7 @@ class ProcessPool:
         """
         frames: list[tuple[int, int, list[Any], int]] = []
         with self._lock:
-            if worker.job is None or worker.exiting or self._closing:
+            if worker.job is None or worker.exiting or worker.retiring or self._closing:
                 return
             ahead = worker.ahead
             while len(ahead) < worker.depth:
@@ -594,7 +637,7 @@ class ProcessPool:
     # ---------------------------------------------------------- the listener
 
     def _start_listener_locked(self) -> None:
-        self._flags = CancelFlags(FLAG_STRIDE * self._max_workers)
+        self._flags = CancelFlags(FLAG_STRIDE * self._slots)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -956,6 +999,8 @@ class ProcessPool:
                 return
             worker.ready = True
             self._starting -= 1
+            if worker.retiring:
+                self._retiring_starting -= 1
             stop = self._park_locked(worker)
             job = worker.job
         if job is not None:
@@ -1028,6 +1073,11 @@ class ProcessPool:
             was_ready = worker.ready
             if not was_ready:
                 self._starting -= 1
+            retired = worker.retiring
+            if retired:
+                self._retiring -= 1
+                if not was_ready:
+                    self._retiring_starting -= 1
             job = worker.job
             if job is not None:
                 self._forget_locked(job)
@@ -1044,20 +1094,32 @@ class ProcessPool:
                         refused.append(ahead)
                 elif not ahead.finished:
                     self._requeue_locked(ahead)
-            if not self._closing and not self._init_failed and (was_ready or job is not None):
+            if (
+                not retired
+                and not self._closing
+                and not self._init_failed
+                and (was_ready or job is not None)
+            ):
                 # Keep the pool at its size: a replacement starts at the
                 # listener's next turn (it calls _spawn_requested every loop).
                 self._free_slots.remove(worker.slot)
                 self._to_spawn.append(worker.slot)
                 self._starting += 1
             else:
-                self._want_worker_locked()
+                while self._want_worker_locked():
+                    pass  # one reservation per queued task that needs a worker
         for ahead in reversed(refused):
             self._host._finish(ahead.task, error=ManagerShutdownError("the process pool shut down"))
         if job is not None and not job.finished:
             error = job.failure or WorkerCrashedError(worker.pid, exitcode)
             self._host._finish(job.task, error=error)
-        elif job is None and not was_ready and not worker.init_failed and not self._closing:
+        elif (
+            job is None
+            and not was_ready
+            and not retired
+            and not worker.init_failed
+            and not self._closing
+        ):
             failure = WorkerCrashedError(worker.pid, exitcode)
             failure.args = (f"worker process {worker.pid} {_how(exitcode)} while starting",)
             self._startup_failed(worker, failure)

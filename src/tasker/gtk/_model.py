@@ -193,9 +193,12 @@ class TaskListModel(GObject.Object, Gio.ListModel):  # type: ignore[misc]
     ``keep_finished`` keeps up to that many finished tasks in the list,
     showing their final status, until newer ones push them out;
     ``finished_timeout`` (seconds) also drops each of them that long after it
-    finished. The model must be created and used on the main thread: an
-    update arriving on any other thread raises ``WrongThreadError`` (which
-    the manager logs) and changes nothing.
+    finished. Hidden tasks (started with ``visible=False``) are left out
+    unless ``show_hidden`` is True; the model's ``progress`` is the
+    manager's overall progress, which never counts them. The model must be
+    created and used on the main thread: an update arriving on any other
+    thread raises ``WrongThreadError`` (which the manager logs) and changes
+    nothing.
 
     The manager holds the model weakly: a model nobody references stops
     receiving updates. ``close()`` disconnects at once and empties it.
@@ -209,8 +212,11 @@ class TaskListModel(GObject.Object, Gio.ListModel):  # type: ignore[misc]
         *,
         keep_finished: int = 0,
         finished_timeout: float | None = None,
+        show_hidden: bool = False,
     ) -> None:
         super().__init__()
+        if show_hidden is not True and show_hidden is not False:
+            raise TypeError(f"show_hidden must be True or False, not {show_hidden!r}")
         if isinstance(keep_finished, bool) or not isinstance(keep_finished, int):
             raise TypeError(f"keep_finished must be an int, not {type(keep_finished).__name__}")
         if keep_finished < 0:
@@ -224,6 +230,7 @@ class TaskListModel(GObject.Object, Gio.ListModel):  # type: ignore[misc]
         self._manager: TaskManager | None = manager
         self._owner = threading.get_ident()
         self._keep = keep_finished
+        self._show_hidden = show_hidden
         self._finished_timeout = finished_timeout
         self._items: list[TaskItem] = []
         self._by_id: dict[int, TaskItem] = {}
@@ -237,7 +244,7 @@ class TaskListModel(GObject.Object, Gio.ListModel):  # type: ignore[misc]
         if keep_finished:
             # Catches tasks that start and finish between two tasks_updated.
             manager.task_done.connect(self._on_task_done, weak=True)
-        self._apply(list(manager), manager.get_overall_progress())
+        self._apply(self._live(manager), manager.get_overall_progress())
 
     # ---------------------------------------------------------------- properties
 
@@ -299,7 +306,7 @@ class TaskListModel(GObject.Object, Gio.ListModel):  # type: ignore[misc]
         """Re-read the manager's live tasks now instead of waiting for its next update."""
         check_thread(self._owner, "TaskListModel.refresh")
         if self._manager is not None:
-            self._apply(list(self._manager), self._manager.get_overall_progress())
+            self._apply(self._live(self._manager), self._manager.get_overall_progress())
 
     def close(self) -> None:
         """Stop following the manager and remove every item. Safe to call twice."""
@@ -327,16 +334,25 @@ class TaskListModel(GObject.Object, Gio.ListModel):  # type: ignore[misc]
         check_thread(self._owner, "TaskListModel update")
         if self._manager is None:
             return
-        self._apply(tasks, progress)
+        # tasks_updated lists the visible tasks only; the manager itself lists all.
+        self._apply(list(self._manager) if self._show_hidden else tasks, progress)
 
     def _on_task_done(self, sender: object, *, task: Task[Any], **_: object) -> None:
         check_thread(self._owner, "TaskListModel update")
         if self._manager is None or task.id in self._by_id:
             return
+        if not task.visible and not self._show_hidden:
+            return
         # Never seen live: keep it as finished. The list itself changes at the
         # tasks_updated that ends this drain, batched with everything else.
         self._by_id[task.id] = TaskItem(task)
         self._retained[task.id] = GLib.get_monotonic_time() / 1e6
+
+    def _live(self, manager: TaskManager) -> list[Task[Any]]:
+        """The manager's live tasks this model shows."""
+        if self._show_hidden:
+            return list(manager)
+        return [task for task in manager if task.visible]
 
     def _apply(self, tasks: Sequence[Task[Any]], progress: float) -> None:
         check_thread(self._owner, "TaskListModel update")
