@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from types import TracebackType
 
     from gi.repository import Gio
 
-__all__ = ["MAX_MESSAGE_LENGTH", "ExecutionContext", "ProgressReport"]
+__all__ = ["MAX_MESSAGE_LENGTH", "ExecutionContext", "ProgressReport", "Stage"]
 
 #: Messages longer than this are cut, so a runaway string cannot flood the UI.
 MAX_MESSAGE_LENGTH = 4096
@@ -25,13 +26,16 @@ class ProgressReport:
     write that lands after the read sees ``dirty`` false and notifies again.
     """
 
-    __slots__ = ("dirty", "message", "notify", "progress")
+    __slots__ = ("dirty", "message", "notify", "progress", "task")
 
     def __init__(self, notify: Any) -> None:
         self.progress = 0.0
         self.message: str | None = None
         self.dirty = False
         self.notify = notify
+        # The task it belongs to, in the manager's process (None in a worker):
+        # the update tick feeds the task's rate estimator from it.
+        self.task: Any = None
 
     def set(self, progress: float | None, message: str | None) -> None:
         """Store values that arrived from elsewhere (a worker process) and flag them."""
@@ -52,6 +56,12 @@ class ContextBackend(Protocol):
 
     def cancellable(self) -> Gio.Cancellable: ...
 
+    def wait_while_paused(self) -> None:
+        """Report the task paused and block until it is resumed or cancelled."""
+
+    async def async_wait_while_paused(self) -> None:
+        """The same for a coroutine: awaits instead of blocking the loop."""
+
 
 class ExecutionContext:
     """Reports progress, messages and events of a task, and tells it when to stop.
@@ -61,7 +71,17 @@ class ExecutionContext:
     stage of the work into a slice of this context's progress range.
     """
 
-    __slots__ = ("_backend", "_base", "_flag_index", "_flags", "_report", "_span", "_total")
+    __slots__ = (
+        "_backend",
+        "_base",
+        "_cursor",
+        "_flag_index",
+        "_flags",
+        "_pause_index",
+        "_report",
+        "_span",
+        "_total",
+    )
 
     def __init__(
         self,
@@ -73,14 +93,18 @@ class ExecutionContext:
         base: float = 0.0,
         span: float = 1.0,
         total: float = 1.0,
+        pause_index: int = -1,
     ) -> None:
         self._report = report
         self._flags = flags
         self._flag_index = flag_index
+        # The byte of ``flags`` that says "pause at the next checkpoint" (-1: none).
+        self._pause_index = pause_index
         self._backend = backend
         self._base = base
         self._span = span
         self._total = _check_total(total)
+        self._cursor = 0.0  # where the next stage() starts, a fraction of this range
 
     def set_total(self, total: float) -> None:
         """Set the value of ``set_progress`` that means done (default 1.0)."""
@@ -143,7 +167,41 @@ class ExecutionContext:
             base=self._base + self._span * base_progress,
             span=self._span * progress_range,
             total=total,
+            pause_index=self._pause_index,
         )
+
+    def stage(self, share: float, total: float = 1.0) -> Stage:
+        """Return a context manager for the next ``share`` of this context's range.
+
+        ``with context.stage(0.8) as part:`` gives ``part``, a context whose
+        progress 0..``total`` maps onto the slice that starts where the
+        previous stage of this context ended. When the block exits (normally,
+        by an error or by cancellation) the whole slice counts as done.
+        Stages of one context may not add up to more than 1.
+        """
+        if isinstance(share, bool) or not isinstance(share, int | float):
+            raise TypeError(f"share must be a number, not {type(share).__name__}")
+        if not math.isfinite(share) or not 0.0 < share <= 1.0:
+            raise ValueError(f"share must be above 0 and at most 1, not {share!r}")
+        _check_total(total)
+        return Stage(self, float(share), total)
+
+    def checkpoint(self) -> None:
+        """Pause here if a pause was requested; return at once otherwise.
+
+        A paused task blocks in this call until it is resumed or cancelled
+        (then ``is_cancelled()`` is true). Costs a byte read when no pause
+        is requested. Coroutines use ``await context.acheckpoint()``.
+        """
+        index = self._pause_index
+        if index >= 0 and self._flags[index]:
+            self._backend.wait_while_paused()
+
+    async def acheckpoint(self) -> None:
+        """``checkpoint()`` for coroutines: awaits while paused, without blocking the loop."""
+        index = self._pause_index
+        if index >= 0 and self._flags[index]:
+            await self._backend.async_wait_while_paused()
 
     def send_event(self, name: str, data: Any = None) -> None:
         """Send a custom event to the task's ``when_event`` callback on the main thread.
@@ -162,6 +220,48 @@ class ExecutionContext:
     def cancellable(self) -> Gio.Cancellable:
         """A ``Gio.Cancellable`` cancelled together with the task (coroutine and thread tasks)."""
         return self._backend.cancellable()
+
+
+class Stage:
+    """What ``ExecutionContext.stage()`` returns: ``with`` it to get the stage's context.
+
+    The slice is taken when the block is entered; on exit, however the
+    block ends, progress moves to the slice's end.
+    """
+
+    __slots__ = ("_child", "_parent", "_share", "_total")
+
+    def __init__(self, parent: ExecutionContext, share: float, total: float) -> None:
+        self._parent = parent
+        self._share = share
+        self._total = total
+        self._child: ExecutionContext | None = None
+
+    def __enter__(self) -> ExecutionContext:
+        parent = self._parent
+        if self._child is not None:
+            raise RuntimeError("a stage can be entered only once")
+        start = parent._cursor
+        if start + self._share > 1.0 + 1e-9:
+            raise ValueError(
+                f"this stage's share {self._share!r} does not fit: the stages of this "
+                f"context already take {start!r} of its range"
+            )
+        parent._cursor = min(1.0, start + self._share)
+        child = self._child = parent.sub_context(start, parent._cursor - start, self._total)
+        return child
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        child = self._child
+        if child is not None:
+            # Done, failed or cancelled: the slice counts as done, so the next
+            # stage starts from its end and the bar never jumps back.
+            child.set_progress(child._total)
 
 
 def _check_total(total: float) -> float:

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import enum
 import itertools
+import time
 from collections.abc import Callable, Generator, Hashable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from ._context import ProgressReport
 from ._errors import CancelledError, TaskNotFinishedError
 
 if TYPE_CHECKING:
+    import threading
+
     from gi.repository import Gio
 
-__all__ = ["StopReason", "Task", "TaskKind", "TaskStatus"]
+    from ._progress import RateEstimator
+
+__all__ = ["PauseState", "StopReason", "Task", "TaskKind", "TaskStatus", "TaskTimings"]
+
+#: What ``Task.get_pause_state()`` returns for a task asked to pause.
+PauseState = Literal["pausing", "paused"]
+
+#: Pause intervals kept per task for the trace (the total is always exact).
+_MAX_PAUSES = 64
 
 T = TypeVar("T")
 
@@ -53,6 +65,32 @@ class StopReason(enum.Enum):
     TIMEOUT = "timeout"
 
 
+@dataclass(frozen=True, slots=True)
+class TaskTimings:
+    """When a task went through each stage of its life (``task.timings``).
+
+    Points in time are ``time.monotonic()`` values, ``None`` until reached:
+    ``created``, ``started`` (its function began), ``first_progress`` (the
+    manager first saw progress above 0), ``cancel_requested`` (cancel, key
+    replacement, timeout or shutdown) and ``finished`` (its final status was
+    set). Durations are in seconds and leave out time spent paused:
+    ``queue_wait`` (created until started, or until finished if it never
+    started), ``run_time`` (started until finished, or until now) and
+    ``paused_total``. ``worker`` is the worker process id of a process task,
+    the thread name of a thread task and ``None`` for a coroutine.
+    """
+
+    created: float
+    started: float | None
+    first_progress: float | None
+    cancel_requested: float | None
+    finished: float | None
+    paused_total: float
+    queue_wait: float
+    run_time: float
+    worker: int | str | None
+
+
 class Task(Generic[T]):
     """A background job started by a ``TaskManager``.
 
@@ -64,19 +102,35 @@ class Task(Generic[T]):
     __slots__ = (
         "__weakref__",
         "_cancel_flag",
+        "_cancel_requested",
         "_cancellable",
+        "_created",
         "_done_callbacks",
         "_error",
+        "_estimator",
+        "_finished",
+        "_first_progress",
+        "_frozen",
+        "_held",
         "_manager",
+        "_pause_began",
+        "_pause_state",
+        "_paused_pending",
+        "_paused_run",
+        "_pauses",
         "_report",
         "_result",
+        "_resumed",
+        "_started",
         "_status",
         "_stop_reason",
+        "_worker",
         "id",
         "key",
         "kind",
         "timeout",
         "visible",
+        "weight",
         "when_done",
         "when_event",
     )
@@ -91,7 +145,9 @@ class Task(Generic[T]):
         report: ProgressReport,
         timeout: float | None = None,
         visible: bool = True,
+        weight: float = 1.0,
     ) -> None:
+        self._created = time.monotonic()
         self.id: int = _next_id()
         self.key: Hashable = key if key is not None else f"task-{self.id}"
         self.kind = kind
@@ -100,16 +156,40 @@ class Task(Generic[T]):
         self.timeout = timeout
         #: False for a hidden task: left out of ``tasks_updated`` and task views.
         self.visible = visible
+        #: How much this task counts in the manager's overall progress (default 1.0).
+        self.weight = weight
         self._manager = manager
         self._report = report
         self._status = TaskStatus.PENDING
         self._result: T | None = None
         self._error: BaseException | None = None
         self._stop_reason: StopReason | None = None
-        # One byte the worker side polls through ExecutionContext.is_cancelled().
-        self._cancel_flag = bytearray(1)
+        # Bytes the worker side polls: [0] through ExecutionContext.is_cancelled(),
+        # [1] (a pause is requested) through checkpoint().
+        self._cancel_flag = bytearray(2)
         self._cancellable: Gio.Cancellable | None = None
         self._done_callbacks: list[Callable[[Task[T]], object]] | None = None
+        # Timeline (monotonic clock), written by the manager under its lock at
+        # the transitions; see TaskTimings.
+        self._started: float | None = None
+        self._first_progress: float | None = None
+        self._cancel_requested: float | None = None
+        self._finished: float | None = None
+        self._worker: int | str | None = None
+        # Pause: the state, when the current pause began (None: not paused),
+        # closed pause time before and after the start, the intervals (trace),
+        # whether the worker process is stopped (SIGSTOP), how to start a paused
+        # pending task once resumed, and what a paused thread task waits on.
+        self._pause_state: PauseState | None = None
+        self._pause_began: float | None = None
+        self._paused_pending = 0.0
+        self._paused_run = 0.0
+        self._pauses: list[tuple[float, float]] | None = None
+        self._frozen = False
+        self._held: Callable[[], object] | None = None
+        self._resumed: threading.Event | None = None
+        # Rate and ETA, fed on the main thread from coalesced updates.
+        self._estimator: RateEstimator | None = None
 
     def __repr__(self) -> str:
         return f"<Task {self.key!r} {self.kind.value} {self._status.value}>"
@@ -140,6 +220,122 @@ class Task(Generic[T]):
     def cancel(self) -> bool:
         """Ask the task to stop; True if it was still live. Calling it again does nothing."""
         return bool(self._manager._cancel(self, StopReason.CANCEL))
+
+    # ------------------------------------------------------------ pause, resume
+
+    def pause(self, *, freeze: bool = False) -> bool:
+        """Ask the task to pause; True if it was live and not paused yet.
+
+        A pending task stays pending and does not start until resumed. A
+        running task is ``"pausing"`` until its function calls
+        ``context.checkpoint()`` (``acheckpoint()`` in a coroutine), then
+        ``"paused"``. ``freeze=True`` (process tasks only) stops the worker's
+        process group at once (SIGSTOP), for functions that never check.
+        """
+        return bool(self._manager._pause(self, freeze))
+
+    def resume(self) -> bool:
+        """Let a paused task go on; True if it was paused or pausing."""
+        return bool(self._manager._resume(self))
+
+    def is_paused(self) -> bool:
+        """True from ``pause()`` until ``resume()`` (while pausing and while paused)."""
+        return self._pause_state is not None
+
+    def get_pause_state(self) -> PauseState | None:
+        """Return ``None``, ``"pausing"`` (asked, not yet at a checkpoint) or ``"paused"``."""
+        return self._pause_state
+
+    # -------------------------------------------------------------- rate, ETA
+
+    def get_rate(self) -> float | None:
+        """Return the progress rate in fractions per second, or None until it is meaningful.
+
+        Meaningful means at least 3 updates over at least 1 s of unpaused time.
+        """
+        estimator = self._estimator
+        if estimator is None or self._status.is_final:
+            return None
+        return estimator.rate
+
+    def get_eta(self) -> float | None:
+        """Return the estimated seconds left, or None until the rate is meaningful.
+
+        It counts down between updates and stands still while the task is paused.
+        """
+        estimator = self._estimator
+        if estimator is None or self._status.is_final:
+            return None
+        return estimator.eta(self._active_clock(time.monotonic()))
+
+    # ----------------------------------------------------------------- timings
+
+    @property
+    def timings(self) -> TaskTimings:
+        """A snapshot of the task's timeline (see ``TaskTimings``)."""
+        now = time.monotonic()
+        end = self._finished if self._finished is not None else now
+        started = self._started
+        pending_paused = self._paused_pending
+        run_paused = self._paused_run
+        began = self._pause_began
+        if began is not None:
+            if started is None or began < started:
+                pending_paused += max(0.0, end - began)
+            else:
+                run_paused += max(0.0, end - began)
+        if started is None:
+            queue_wait = end - self._created - pending_paused
+            run_time = 0.0
+        else:
+            queue_wait = started - self._created - pending_paused
+            run_time = end - started - run_paused
+        return TaskTimings(
+            created=self._created,
+            started=started,
+            first_progress=self._first_progress,
+            cancel_requested=self._cancel_requested,
+            finished=self._finished,
+            paused_total=pending_paused + run_paused,
+            queue_wait=max(0.0, queue_wait),
+            run_time=max(0.0, run_time),
+            worker=self._worker,
+        )
+
+    def _active_clock(self, now: float) -> float:
+        """``now`` minus all the time paused so far: the clock rate and ETA use."""
+        paused = self._paused_pending + self._paused_run
+        began = self._pause_began
+        if began is not None:
+            paused += max(0.0, now - began)
+        return now - paused
+
+    def _active_run_time(self, now: float) -> float:
+        """Seconds run since the start, paused time left out (what timeouts count)."""
+        started = self._started
+        if started is None:
+            return 0.0
+        paused = self._paused_run
+        began = self._pause_began
+        if began is not None and began >= started:
+            paused += max(0.0, now - began)
+        return now - started - paused
+
+    def _end_pause_locked(self, now: float) -> None:
+        """Close the current pause interval (the manager holds its lock)."""
+        began = self._pause_began
+        if began is None:
+            return
+        self._pause_began = None
+        if self._started is None or began < self._started:
+            self._paused_pending += max(0.0, now - began)
+        else:
+            self._paused_run += max(0.0, now - began)
+        pauses = self._pauses
+        if pauses is None:
+            pauses = self._pauses = []
+        if len(pauses) < _MAX_PAUSES:
+            pauses.append((began, now))
 
     def result(self) -> T:
         """Return the task's value, or raise its exception.
