@@ -24,6 +24,7 @@ EXPECTED_ALL = {
     "TaskNotFinishedError",
     "TaskStatus",
     "TaskTimeoutError",
+    "TaskTimings",
     "TaskerError",
     "TasksUpdatedSignal",
     "ThreadDispatcher",
@@ -154,3 +155,48 @@ def test_import_starts_nothing() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+# ---- issue 14: progress, pause, timeline
+
+
+def test_progress_and_pause_surface() -> None:
+    for method in ("add_coroutine", "run_thread", "run_process"):
+        params = inspect.signature(getattr(tasker.TaskManager, method)).parameters
+        assert params["weight"].kind is inspect.Parameter.KEYWORD_ONLY
+        assert params["weight"].default == 1.0
+    for name in ("get_overall_eta", "pause_all", "resume_all", "write_trace"):
+        assert callable(getattr(tasker.TaskManager, name)), name
+    for name in ("get_rate", "get_eta", "pause", "resume", "is_paused", "get_pause_state"):
+        assert callable(getattr(tasker.Task, name)), name
+    assert isinstance(tasker.Task.timings, property)
+    for name in ("stage", "checkpoint", "acheckpoint"):
+        assert callable(getattr(tasker.ExecutionContext, name)), name
+    assert list(inspect.signature(tasker.ExecutionContext.stage).parameters) == [
+        "self",
+        "share",
+        "total",
+    ]
+    import dataclasses
+
+    fields = [f.name for f in dataclasses.fields(tasker.TaskTimings)]
+    assert fields == [
+        "created",
+        "started",
+        "first_progress",
+        "cancel_requested",
+        "finished",
+        "paused_total",
+        "queue_wait",
+        "run_time",
+        "worker",
+    ]
+    from tasker import trace
+
+    assert set(trace.__all__) == {
+        "KindSummary",
+        "TraceError",
+        "format_summary",
+        "main",
+        "summarize",
+    }

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     )
     from ._manager import TaskManager
     from ._signal import TasksUpdatedSignal
-    from ._task import Task, TaskKind, TaskStatus
+    from ._task import Task, TaskKind, TaskStatus, TaskTimings
 
 __all__ = [
     "AsyncioDispatcher",
@@ -62,6 +62,7 @@ __all__ = [
     "TaskNotFinishedError",
     "TaskStatus",
     "TaskTimeoutError",
+    "TaskTimings",
     "TaskerError",
     "TasksUpdatedSignal",
     "ThreadDispatcher",
@@ -169,6 +170,7 @@ _LAZY = {
     "Task": "_task",
     "TaskKind": "_task",
     "TaskStatus": "_task",
+    "TaskTimings": "_task",
 }
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._context import ProgressReport
 from ._dispatch import Dispatcher, resolve_dispatcher
+from ._progress import observe_progress
 from ._task import Task
 
 if TYPE_CHECKING:
@@ -69,8 +70,9 @@ class Delivery:
         self.settled = threading.Condition(self._lock)
         #: Tasks registered whose ``when_done`` has not run yet.
         self.undelivered = 0
-        #: Visible tasks delivered since the manager was last idle (for the overall progress).
-        self.done_since_idle = 0
+        #: The summed weight of the visible tasks delivered since the manager was
+        #: last idle (they count as done in the overall progress).
+        self.done_since_idle = 0.0
         #: Live hidden tasks (``visible=False``): left out of ``tasks_updated`` and its progress.
         self.hidden = 0
         # Callables (events), and finished tasks whose completion is to be delivered.
@@ -256,7 +258,7 @@ class Delivery:
                         with lock:
                             tasks.pop(item.id, None)
                             if item.visible:
-                                self.done_since_idle += 1
+                                self.done_since_idle += item.weight
                             else:
                                 self.hidden -= 1
                         delivered += 1
@@ -303,7 +305,7 @@ class Delivery:
             return
         self.undelivered -= count
         if self.undelivered == 0:
-            self.done_since_idle = 0
+            self.done_since_idle = 0.0
             self.settled.notify_all()
 
     def _tick(self) -> None:
@@ -319,6 +321,8 @@ class Delivery:
             return  # an earlier tick (an urgent one, say) took these changes
         for report in dirty:
             report.dirty = False  # before the handlers read the values: see ProgressReport
+        if dirty:
+            observe_progress(dirty, time.monotonic())
         self._emit_tasks_updated()
 
     def _emit_tasks_updated(self) -> None:

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack
 
@@ -19,7 +20,10 @@ from ._context import ExecutionContext, ProgressReport
 from ._delivery import Delivery, call_logged
 from ._dispatch import Dispatcher
 from ._errors import ManagerShutdownError, TaskTimeoutError
+from ._pausing import PauseControl
+from ._progress import overall_eta, weighted_progress
 from ._task import StopReason, Task, TaskKind, TaskStatus
+from ._timeline import TRACE_HISTORY, Record, build_trace, record, write_json
 
 if TYPE_CHECKING:
     import asyncio
@@ -89,6 +93,9 @@ class TaskManager:
         self._tasks: dict[int, Task[Any]] = {}
         self._keys: dict[Hashable, Task[Any]] = {}
         self._delivery = Delivery(self, scheduler)
+        self._pausing = PauseControl(self)
+        # Records of the last finished tasks, for write_trace (appended under the lock).
+        self._history: deque[Record] = deque(maxlen=TRACE_HISTORY)
         self._options: dict[str, Any] = {}
         self._apply_options(
             max_workers=max_workers,
@@ -184,6 +191,7 @@ class TaskManager:
         timeout: float | None = None,
         cancel_grace: float | None = None,
         visible: bool = True,
+        weight: float = 1.0,
         **kwargs: Any,
     ) -> Task[T]:
         """Run ``await coro_fn(context, *args, **kwargs)`` on the manager's asyncio loop.
@@ -198,7 +206,7 @@ class TaskManager:
                 "use run_thread() or run_process() for plain functions"
             )
         task: Task[T] = self._new_task(
-            TaskKind.COROUTINE, key, when_done, when_event, timeout, cancel_grace, visible
+            TaskKind.COROUTINE, key, when_done, when_event, timeout, cancel_grace, visible, weight
         )
         if not self._loop().call_soon(self._start_coroutine, task, coro_fn, args, kwargs):
             self._refused(task)
@@ -215,6 +223,7 @@ class TaskManager:
         timeout: float | None = None,
         cancel_grace: float | None = None,
         visible: bool = True,
+        weight: float = 1.0,
         **kwargs: Any,
     ) -> Task[T]:
         """Run ``func(context, *args, **kwargs)`` on a worker thread (shared memory, no pickling).
@@ -224,7 +233,7 @@ class TaskManager:
         """
         _check_plain_function(func, "run_thread")
         task: Task[T] = self._new_task(
-            TaskKind.THREAD, key, when_done, when_event, timeout, cancel_grace, visible
+            TaskKind.THREAD, key, when_done, when_event, timeout, cancel_grace, visible, weight
         )
         if not self._threads().submit(
             functools.partial(self._run_thread_task, task, func, args, kwargs)
@@ -243,6 +252,7 @@ class TaskManager:
         timeout: float | None = None,
         cancel_grace: float | None = None,
         visible: bool = True,
+        weight: float = 1.0,
         **kwargs: Any,
     ) -> Task[T]:
         """Run ``func(context, *args, **kwargs)`` in a worker process.
@@ -253,7 +263,7 @@ class TaskManager:
         """
         _check_plain_function(func, "run_process")
         task: Task[T] = self._new_task(
-            TaskKind.PROCESS, key, when_done, when_event, timeout, cancel_grace, visible
+            TaskKind.PROCESS, key, when_done, when_event, timeout, cancel_grace, visible, weight
         )
         grace = self._options["cancel_grace"] if cancel_grace is None else cancel_grace
         self._processes().submit(task, func, args, kwargs, timeout=task.timeout, cancel_grace=grace)
@@ -268,6 +278,7 @@ class TaskManager:
         timeout: float | None,
         cancel_grace: float | None,
         visible: bool = True,
+        weight: float = 1.0,
     ) -> Task[T]:
         if key is not None:
             hash(key)  # an unhashable key fails here, with Python's own TypeError
@@ -279,6 +290,7 @@ class TaskManager:
             _check_grace(cancel_grace)
         if visible is not True and visible is not False:
             raise TypeError(f"visible must be True or False, not {visible!r}")
+        _check_weight(weight)
         # A bad scheduler fails here, before the task is registered, not after.
         delivery = self._delivery
         delivery.dispatcher()
@@ -293,7 +305,9 @@ class TaskManager:
             report,
             timeout if timeout is not None else self._options["timeout"],
             visible,
+            float(weight),
         )
+        report.task = task  # the update tick feeds the task's rate estimator from its report
         with self._lock:
             if self._shut_down:
                 raise ManagerShutdownError("this TaskManager has been shut down")
@@ -430,14 +444,76 @@ class TaskManager:
             return self._overall_progress()
 
     def _overall_progress(self) -> float:
-        """The overall progress of the visible tasks; called with the lock held."""
+        """The weighted overall progress of the visible tasks; called with the lock held."""
         tasks = self._delivery.visible_tasks_locked()
-        done = self._delivery.done_since_idle
-        count = done + len(tasks)
-        if count == 0:
-            return 1.0
-        total = done + sum(1.0 if t._status.is_final else t._report.progress for t in tasks)
-        return min(1.0, total / count)
+        return weighted_progress(self._delivery.done_since_idle, tasks)
+
+    def get_overall_eta(self) -> float | None:
+        """Return the estimated seconds until every live task is done, or None.
+
+        Live tasks run side by side, so this is the largest of their ETAs
+        (hidden tasks, ``visible=False``, left out as in the overall progress)
+        ``Task.get_eta``; None while any of them has no ETA yet (a pending
+        task has none), 0.0 when there is no live task.
+        """
+        with self._lock:
+            tasks = self._delivery.visible_tasks_locked()
+        return overall_eta(tasks)
+
+    # ------------------------------------------------------------ pause, resume
+
+    def pause_all(self, freeze: bool = False) -> int:
+        """Pause every live task (``Task.pause``); returns how many were paused.
+
+        With ``freeze=True`` process tasks are frozen (SIGSTOP) and the others
+        paused cooperatively.
+        """
+        with self._lock:
+            tasks = list(self._tasks.values())
+        return sum(
+            self._pausing.pause(task, freeze and task.kind is TaskKind.PROCESS) for task in tasks
+        )
+
+    def resume_all(self) -> int:
+        """Resume every paused or pausing task; returns how many were."""
+        with self._lock:
+            tasks = list(self._tasks.values())
+        return sum(self._pausing.resume(task) for task in tasks)
+
+    def _pause(self, task: Task[Any], freeze: bool) -> bool:
+        return self._pausing.pause(task, freeze)
+
+    def _resume(self, task: Task[Any]) -> bool:
+        return self._pausing.resume(task)
+
+    def _mark_paused(self, task: Task[Any]) -> None:
+        """A backend reports that ``task`` reached a checkpoint and is paused."""
+        self._pausing.mark_paused(task)
+
+    # ------------------------------------------------------------------- trace
+
+    def write_trace(self, path: str | os.PathLike[str], last: int = 1000) -> int:
+        """Write the last ``last`` tasks (finished and live) to ``path`` as Chrome trace JSON.
+
+        One track per worker (process, thread, the coroutine loop); open the
+        file in https://ui.perfetto.dev or chrome://tracing, or summarise it
+        with ``python -m tasker.trace FILE``. The manager remembers the last
+        10,000 finished tasks. Returns the number of tasks written.
+        """
+        if isinstance(last, bool) or not isinstance(last, int):
+            raise TypeError(f"last must be an int, not {type(last).__name__}")
+        if last < 0:
+            raise ValueError(f"last must be 0 or more, not {last!r}")
+        os.fspath(path)  # a bad path type fails here, with Python's own TypeError
+        with self._lock:
+            records = [
+                *self._history,
+                *(record(t) for t in self._tasks.values() if not t._status.is_final),
+            ]
+        records.sort(key=lambda r: r[4])  # by creation time
+        records = records[len(records) - last :] if last else []
+        write_json(path, build_trace(records))
+        return len(records)
 
     def wait_until_settled(self, timeout: float | None = None) -> bool:
         """Wait until every task has finished and its ``when_done`` has run.
@@ -455,8 +531,12 @@ class TaskManager:
                 return False
             task._stop_reason = reason
             task._cancel_flag[0] = 1
+            task._cancel_requested = time.monotonic()
             was_pending = task._status is TaskStatus.PENDING
             cancellable = task._cancellable
+            resumed = task._resumed  # a paused thread task wakes up to see the cancel
+        if resumed is not None:
+            resumed.set()
         if cancellable is not None:
             cancellable.cancel()
         self._delivery.post(None)  # views show "cancelling" now, not at the task's next report
@@ -476,22 +556,40 @@ class TaskManager:
                 return False
             task._stop_reason = StopReason.TIMEOUT
             task._cancel_flag[0] = 1
+            task._cancel_requested = time.monotonic()
             cancellable = task._cancellable
+            resumed = task._resumed
+        if resumed is not None:
+            resumed.set()
         if cancellable is not None:
             cancellable.cancel()
         return True
 
     # ------------------------------------------------- the state machine proper
 
-    def _mark_running(self, task: Task[Any]) -> bool:
-        """Move ``task`` from pending to running; False if it must not run."""
+    def _mark_running(
+        self,
+        task: Task[Any],
+        worker: int | str | None = None,
+        restart: Callable[[], object] | None = None,
+    ) -> bool:
+        """Move ``task`` from pending to running; False if it must not run (now).
+
+        ``worker`` names where it runs (a pid, a thread name) for its timings.
+        A paused task is held and not started: ``restart()`` starts it again
+        once resumed.
+        """
         delay = None
         with self._lock:
             if task._status is not TaskStatus.PENDING:
                 return False
             stopping = task._stop_reason is not None
             if not stopping:
+                if self._pausing.hold_locked(task, restart):
+                    return False
                 task._status = TaskStatus.RUNNING
+                task._started = time.monotonic()
+                task._worker = worker
                 # Announced by the update tick, in the same lock.
                 delay = self._delivery.announce_locked()
         if stopping:
@@ -532,8 +630,13 @@ class TaskManager:
                 task._status = TaskStatus.COMPLETED
             if self._keys.get(task.key) is task:
                 del self._keys[task.key]
+            task._finished = time.monotonic()
+            resumed = self._pausing.finished_locked(task)
+            self._history.append(record(task))
             callbacks, task._done_callbacks = task._done_callbacks, None
             drain = self._delivery.queue_done_locked(task)
+        if resumed is not None:
+            resumed.set()
         if callbacks:
             for callback in callbacks:
                 call_logged(callback, task)
@@ -608,7 +711,9 @@ class TaskManager:
         return self._process_pool
 
     def _local_context(self, task: Task[Any]) -> ExecutionContext:
-        return ExecutionContext(task._report, task._cancel_flag, 0, _LocalBackend(self, task))
+        return ExecutionContext(
+            task._report, task._cancel_flag, 0, _LocalBackend(self, task), pause_index=1
+        )
 
     def _local_cancellable(self, task: Task[Any]) -> Gio.Cancellable:
         from gi.repository import Gio
@@ -631,7 +736,10 @@ class TaskManager:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> None:
-        if not self._mark_running(task):
+        restart = functools.partial(
+            self._loop().call_soon, self._start_coroutine, task, coro_fn, args, kwargs
+        )
+        if not self._mark_running(task, None, restart):
             return
         import asyncio
 
@@ -645,7 +753,7 @@ class TaskManager:
         handle.add_done_callback(functools.partial(self._coroutine_ended, task, awaitable))
         self._async_tasks[task.id] = handle
         if task.timeout is not None:
-            loop.call_later(task.timeout, self._coroutine_timed_out, task)
+            loop.call_later(task.timeout, self._check_timeout, task)
 
     async def _run_coroutine(self, task: Task[Any], awaitable: Awaitable[Any]) -> None:
         import asyncio
@@ -674,8 +782,18 @@ class TaskManager:
         if handle is not None:
             handle.cancel()
 
-    def _coroutine_timed_out(self, task: Task[Any]) -> None:
-        if self._mark_timed_out(task):
+    def _check_timeout(self, task: Task[Any]) -> None:
+        """On the loop thread: time a coroutine or thread task out, unless it was paused.
+
+        Paused time does not count: then the check comes back when the
+        unpaused time could be up.
+        """
+        if task._status.is_final or task.timeout is None:
+            return
+        left = task.timeout - task._active_run_time(time.monotonic())
+        if left > 0.001:
+            self._loop().call_later(left, self._check_timeout, task)
+        elif self._mark_timed_out(task) and task.kind is TaskKind.COROUTINE:
             self._cancel_coroutine(task)
 
     # thread tasks: this runs on a pool thread
@@ -687,10 +805,14 @@ class TaskManager:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> None:
-        if not self._mark_running(task):
+        restart = functools.partial(
+            self._threads().submit,
+            functools.partial(self._run_thread_task, task, func, args, kwargs),
+        )
+        if not self._mark_running(task, threading.current_thread().name, restart):
             return
         if task.timeout is not None:
-            self._loop().call_later(task.timeout, self._mark_timed_out, task)
+            self._loop().call_later(task.timeout, self._check_timeout, task)
         try:
             result = func(self._local_context(task), *args, **kwargs)
         except BaseException as error:
@@ -790,6 +912,12 @@ class _LocalBackend:
     def cancellable(self) -> Gio.Cancellable:
         return self._manager._local_cancellable(self._task)
 
+    def wait_while_paused(self) -> None:
+        self._manager._pausing.wait_while_paused(self._task)
+
+    async def async_wait_while_paused(self) -> None:
+        await self._manager._pausing.async_wait_while_paused(self._task)
+
 
 def _shutdown_at_exit(ref: weakref.ref[TaskManager]) -> None:
     manager = ref()
@@ -804,6 +932,13 @@ def _check_timeout(timeout: Any) -> None:
         raise TypeError(f"timeout must be a number of seconds or None, not {timeout!r}")
     if not timeout > 0 or math.isnan(timeout):
         raise ValueError(f"timeout must be above 0 seconds, not {timeout!r}")
+
+
+def _check_weight(weight: Any) -> None:
+    if isinstance(weight, bool) or not isinstance(weight, int | float):
+        raise TypeError(f"weight must be a number, not {weight!r}")
+    if not weight > 0 or not math.isfinite(weight):
+        raise ValueError(f"weight must be a finite number above 0, not {weight!r}")
 
 
 def _check_grace(grace: Any, name: str = "cancel_grace") -> None:

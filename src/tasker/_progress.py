@@ -39,9 +39,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._context import ProgressReport
     from ._task import Task
 
-__all__ = ["RateEstimator", "overall_eta", "weighted_progress"]
+__all__ = ["RateEstimator", "observe_progress", "overall_eta", "weighted_progress"]
 
 #: Seconds of samples the sliding-window rate looks at.
 WINDOW = 10.0
@@ -94,9 +95,9 @@ class RateEstimator:
                 return  # too close to the last sample to tell a rate apart (a flush)
             else:
                 step = now - last_time
-                self._ema = EMA_ALPHA * ((progress - last_progress) / step) + (
-                    1.0 - EMA_ALPHA
-                ) * self._ema
+                self._ema = (
+                    EMA_ALPHA * ((progress - last_progress) / step) + (1.0 - EMA_ALPHA) * self._ema
+                )
                 self._ema_steps += 1
         if not samples:
             self._first_time = now
@@ -134,6 +135,26 @@ class RateEstimator:
             return None
         last_time, last_progress = samples[-1]
         return max(0.0, (1.0 - last_progress) / rate - max(0.0, now - last_time))
+
+
+def observe_progress(reports: Iterable[ProgressReport], now: float) -> None:
+    """The update tick saw these reports change at ``now``: feed their tasks' estimators.
+
+    Main thread only. Also notes each task's first progress for its timings.
+    """
+    for report in reports:
+        task = report.task
+        if task is None or task._status.is_final:
+            continue
+        progress = report.progress
+        if progress > 0.0 and task._first_progress is None:
+            task._first_progress = now
+        estimator = task._estimator
+        if estimator is None:
+            if progress <= 0.0:
+                continue  # nothing to estimate from yet
+            estimator = task._estimator = RateEstimator()
+        estimator.update(task._active_clock(now), progress)
 
 
 def weighted_progress(done_weight: float, tasks: Iterable[Task[Any]]) -> float:

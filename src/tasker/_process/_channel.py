@@ -24,6 +24,7 @@ __all__ = [
     "EVENT",
     "INIT_FAILED",
     "LOG",
+    "PAUSED",
     "PROGRESS",
     "READY",
     "SKIPPED",
@@ -46,6 +47,7 @@ DONE_OK = 14
 DONE_ERROR = 15
 LOG = 16
 SKIPPED = 17  # a prefetched task was cancelled before it started: not run
+PAUSED = 18  # the task reached a checkpoint with a pause requested, and waits
 
 _HEADER = struct.Struct("<BBHI")
 HEADER_SIZE = _HEADER.size

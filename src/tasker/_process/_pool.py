@@ -109,6 +109,7 @@ _QUEUED = 0  # in the queue
 _IN_WORKER = 1  # assigned to a worker (being sent, or running there)
 _DROPPED = 2  # cancelled while queued; skipped when it reaches the head of the queue
 _OVER = 3  # finished or forgotten
+_HELD = 4  # paused while queued: out of the queue until resumed
 
 
 # Pools whose listener runs, and the multiprocessing helper processes (fork
@@ -126,6 +127,7 @@ class _Job:
         "failure",
         "finished",
         "flag",
+        "frozen",
         "grace",
         "kill_at",
         "killed",
@@ -160,6 +162,7 @@ class _Job:
         self.kill_at: float | None = None
         self.killed = False
         self.flag = 0  # index of its cancel flag byte, once assigned to a worker
+        self.frozen = False  # its worker's process group is stopped (pause(freeze=True))
         self.started_at = 0.0  # when it was marked running
         # The host was told already (a prefetched task cancelled before its turn).
         self.finished = False
@@ -282,6 +285,8 @@ class ProcessPool:
         self._failure: BaseException | None = None  # the listener broke: refuse new tasks
         self._listener: threading.Thread | None = None
         self._flags: CancelFlags | None = None
+        #: A task's pause byte is its cancel byte plus this.
+        self._pause_offset = FLAG_STRIDE * self._slots
         self._wake_r = -1
         self._wake_w = -1
 
@@ -349,6 +354,10 @@ class ProcessPool:
                 self._queued -= 1
                 del self._jobs[task.id]
                 finish = True
+            elif job.state == _HELD:
+                job.state = _OVER
+                del self._jobs[task.id]
+                finish = True
             elif job.worker is not None and job in job.worker.ahead:
                 flags = self._flags
                 assert flags is not None
@@ -356,6 +365,11 @@ class ProcessPool:
                 job.finished = finish = True
             else:
                 wake = self._stop_job_locked(job)
+                if job.frozen and job.worker is not None:
+                    # A frozen worker cannot see its cancel flag: let it run again,
+                    # so it stops by itself within the grace, or is killed after.
+                    job.frozen = False
+                    self._signal_group(job.worker, signal.SIGCONT)
         if finish:
             self._host._finish(task)
         elif wake:
@@ -391,6 +405,74 @@ class ProcessPool:
         if wake:
             self._wake()
 
+    def pause(self, task: Task[Any], freeze: bool) -> None:
+        """Pause a task (the host has set its state): hold it back if queued, else flag it.
+
+        A queued task leaves the queue until ``resume``; one sent to a worker
+        gets its pause byte set, which its next ``checkpoint()`` (or the
+        worker, before it starts it) sees. ``freeze`` stops the running
+        task's worker process group with SIGSTOP.
+        """
+        with self._lock:
+            job = self._jobs.get(task.id)
+            if job is None or job.finished:
+                return
+            if job.state == _QUEUED:
+                job.state = _HELD
+                self._queued -= 1
+                self._queue.remove(job)
+                return
+            if job.state != _IN_WORKER or self._flags is None:
+                return
+            self._flags[job.flag + self._pause_offset] = 1
+            worker = job.worker
+            if freeze and worker is not None and worker.job is job and not job.frozen:
+                job.frozen = True
+                self._signal_group(worker, signal.SIGSTOP)
+
+    def resume(self, task: Task[Any]) -> None:
+        """Undo ``pause``: queue a held task again (first in line), clear its byte, SIGCONT."""
+        worker = None
+        wake = False
+        with self._lock:
+            job = self._jobs.get(task.id)
+            if job is None or job.finished:
+                return
+            if job.state == _HELD:
+                if self._closing:
+                    return
+                job.state = _QUEUED
+                # First in line: it was queued before the tasks behind it now.
+                self._queue.appendleft(job)
+                self._queued += 1
+                if self._idle:
+                    worker = self._idle.pop()
+                    head = self._next_job_locked()
+                    assert head is not None  # the job just queued, at least
+                    self._assign_locked(worker, head)
+                    job = head
+                else:
+                    wake = self._want_worker_locked()
+            elif job.state == _IN_WORKER and self._flags is not None:
+                self._flags[job.flag + self._pause_offset] = 0
+                if job.frozen and job.worker is not None:
+                    job.frozen = False
+                    self._signal_group(job.worker, signal.SIGCONT)
+        if worker is not None:
+            self._dispatch(worker, job)
+        elif wake:
+            self._wake()
+
+    def _signal_group(self, worker: _Worker, signum: int) -> None:
+        """Send ``signum`` to a worker's process group (pool lock held; signals do not block)."""
+        if not worker.alive:
+            return
+        try:
+            os.killpg(worker.pid, signum)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.kill(worker.pid, signum)
+
     def shutdown(self, timeout: float) -> None:
         """Stop every worker (kill those still busy after ``timeout`` s) and release everything.
 
@@ -404,6 +486,7 @@ class ProcessPool:
             if not self._closing:
                 self._closing = True
                 dropped = [job for job in self._queue if job.state == _QUEUED]
+                dropped += [job for job in self._jobs.values() if job.state == _HELD]
                 for job in dropped:
                     self._forget_locked(job)
                 self._queue.clear()
@@ -461,6 +544,7 @@ class ProcessPool:
         flags = self._flags
         assert flags is not None
         flags[job.flag] = job.task._cancel_flag[0]
+        flags[job.flag + self._pause_offset] = job.task._cancel_flag[1]
 
     def _next_job_locked(self) -> _Job | None:
         queue = self._queue
@@ -525,7 +609,7 @@ class ProcessPool:
         host = self._host
         while job is not None:
             # A job put back after its worker died unseen was marked running already.
-            if job.started_at or host._mark_running(job.task):
+            if job.started_at or host._mark_running(job.task, worker.pid):
                 self._started(job)
                 segments, job.segments = job.segments, None  # the pickles are not needed after this
                 if not self._send(worker, ch.TASK, job.tag, segments or [], job.flag % FLAG_STRIDE):
@@ -588,7 +672,7 @@ class ProcessPool:
                 if worker.job is job:
                     self._stop_job_locked(job)
             return
-        if self._host._mark_running(job.task):
+        if self._host._mark_running(job.task, worker.pid):
             self._started(job)
             return
         with self._lock:  # final meanwhile: our cancel() call is on its way; stop it anyway
@@ -637,7 +721,8 @@ class ProcessPool:
     # ---------------------------------------------------------- the listener
 
     def _start_listener_locked(self) -> None:
-        self._flags = CancelFlags(FLAG_STRIDE * self._slots)
+        # Cancel bytes first, then as many pause bytes (see _pause_offset).
+        self._flags = CancelFlags(2 * FLAG_STRIDE * self._slots)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -749,8 +834,14 @@ class ProcessPool:
                     if job.worker is not None:
                         to_kill.append(job.worker)
                 if job.timeout_at is not None and job.timeout_at <= now:
-                    job.timeout_at = None
-                    timed_out.append(job)
+                    # Paused time does not count: if some was, look again later.
+                    assert job.timeout is not None
+                    left = job.timeout - job.task._active_run_time(now)
+                    if left > 0.001:
+                        job.timeout_at = now + left
+                    else:
+                        job.timeout_at = None
+                        timed_out.append(job)
                 if job.kill_at is None and job.timeout_at is None:
                     self._deadline_jobs.discard(job)
             if self._shutdown_at is not None and self._shutdown_at <= now:
@@ -819,6 +910,7 @@ class ProcessPool:
                 log_level=logging.getLogger().getEffectiveLevel(),
                 close_fds=close_fds,
                 flag_stride=FLAG_STRIDE,
+                pause_offset=self._pause_offset,
             )
             process = context.Process(  # type: ignore[attr-defined]
                 target=worker_main,
@@ -931,6 +1023,9 @@ class ProcessPool:
         elif kind == ch.DONE_OK or kind == ch.DONE_ERROR or kind == ch.SKIPPED:
             if job is not None and job.tag == tag:
                 self._on_done(worker, job, kind, segments)
+        elif kind == ch.PAUSED:
+            if job is not None and job.tag == tag and not job.finished:
+                self._host._mark_paused(job.task)
         elif kind == ch.LOG:
             handle_forwarded(segments[0], worker.pid)
         elif kind == ch.READY:

@@ -58,6 +58,7 @@ class WorkerOptions:
         "initializer",
         "log_level",
         "nice",
+        "pause_offset",
         "update_rate",
     )
 
@@ -71,6 +72,7 @@ class WorkerOptions:
         log_level: int,
         close_fds: tuple[int, ...] = (),
         flag_stride: int = 2,
+        pause_offset: int = -1,
     ) -> None:
         self.initializer = initializer
         self.initargs = initargs
@@ -79,6 +81,8 @@ class WorkerOptions:
         self.log_level = log_level
         self.close_fds = close_fds
         self.flag_stride = flag_stride  # cancel flag bytes per worker slot
+        # A task's pause byte is its cancel byte plus this (-1: no pause bytes).
+        self.pause_offset = pause_offset
 
 
 def main(
@@ -164,11 +168,22 @@ class Worker:
                 _kind, tag, aux, segments = frame
                 del frame
                 flag_index = self.options.flag_stride * self.slot + aux
-                if self.flags[flag_index]:
+                if self.flags[flag_index] or not self._pause_gate(tag, flag_index):
                     self.send(ch.SKIPPED, tag, [])
                 else:
                     self._run_task(tag, flag_index, segments)
                 del segments
+
+    def _pause_index(self, flag_index: int) -> int:
+        offset = self.options.pause_offset
+        return flag_index + offset if offset >= 0 else -1
+
+    def _pause_gate(self, tag: int, flag_index: int) -> bool:
+        """A task paused before it started waits here; False if it was cancelled meanwhile."""
+        pause_index = self._pause_index(flag_index)
+        if pause_index >= 0 and self.flags[pause_index]:
+            wait_while_paused(self, tag, flag_index, pause_index)
+        return not self.flags[flag_index]
 
     def _send_log(self, data: bytes) -> None:
         self.send(ch.LOG, 0, [data])
@@ -191,7 +206,9 @@ class Worker:
             self._send_error(tag, report, error)
             return
         segments.clear()  # drop the pickles (and large argument buffers) early
-        context = ExecutionContext(report, self.flags, flag_index, TaskBackend(self, tag, report))
+        pause_index = self._pause_index(flag_index)
+        backend = TaskBackend(self, tag, report, flag_index, pause_index)
+        context = ExecutionContext(report, self.flags, flag_index, backend, pause_index=pause_index)
         self.sender.current = (tag, report)
         try:
             result = fn(context, *args, **kwargs)
@@ -223,12 +240,16 @@ class Worker:
 class TaskBackend:
     """The ``ExecutionContext`` backend of a task running in this worker."""
 
-    __slots__ = ("_report", "_tag", "_worker")
+    __slots__ = ("_flag_index", "_pause_index", "_report", "_tag", "_worker")
 
-    def __init__(self, worker: Worker, tag: int, report: ProgressReport) -> None:
+    def __init__(
+        self, worker: Worker, tag: int, report: ProgressReport, flag_index: int, pause_index: int
+    ) -> None:
         self._worker = worker
         self._tag = tag
         self._report = report
+        self._flag_index = flag_index
+        self._pause_index = pause_index
 
     def send_event(self, name: str, data: Any) -> None:
         """Pickle ``data`` now and send it; ``SerializationError`` if it cannot be pickled."""
@@ -253,6 +274,33 @@ class TaskBackend:
             "context.cancellable exists only in coroutine and thread tasks; "
             "a process task checks context.is_cancelled()"
         )
+
+    def wait_while_paused(self) -> None:
+        """Tell the parent the task is paused; wait until its pause or cancel byte says go."""
+        wait_while_paused(self._worker, self._tag, self._flag_index, self._pause_index)
+
+    async def async_wait_while_paused(self) -> None:
+        """The same for a coroutine the function runs in its own event loop."""
+        import asyncio
+
+        flags = self._worker.flags
+        self._worker.send(ch.PAUSED, self._tag, [])
+        while flags[self._pause_index] and not flags[self._flag_index]:
+            await asyncio.sleep(_PAUSE_POLL)
+
+
+#: How often a paused task looks at its bytes: resume takes at most this long.
+#: A wait on a futex would be instant, but a byte in shared memory is all the
+#: parent and the worker share; at this rate a paused worker costs ~0 CPU.
+_PAUSE_POLL = 0.01
+
+
+def wait_while_paused(worker: Worker, tag: int, flag_index: int, pause_index: int) -> None:
+    """Report the task paused and sleep until it is resumed (pause byte 0) or cancelled."""
+    flags = worker.flags
+    worker.send(ch.PAUSED, tag, [])
+    while flags[pause_index] and not flags[flag_index]:
+        time.sleep(_PAUSE_POLL)
 
 
 class ProgressSender:
