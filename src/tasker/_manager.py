@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from gi.repository import Gio
 
+    from ._backend import ExecutionBackend, ProcessBackend
     from ._coroutines import LoopThread
     from ._executor import ExecutorCalls
     from ._process import ProcessPool
@@ -58,6 +59,7 @@ _OPTIONS = frozenset(
         "update_rate",
         "loop",
         "worker_nice",
+        "process_backend",
     }
 )
 
@@ -85,6 +87,7 @@ class TaskManager:
         update_rate: float = 20.0,
         loop: Any = None,
         worker_nice: int = 5,
+        process_backend: ProcessBackend | None = None,
     ) -> None:
         # The manager lock guards the task table, the key map, the delivery inbox
         # and its scheduling flags (Delivery shares it). It is only held for
@@ -108,6 +111,7 @@ class TaskManager:
             update_rate=update_rate,
             loop=loop,
             worker_nice=worker_nice,
+            process_backend=process_backend,
         )
         #: ``handler(sender, tasks=[live tasks], progress=float)`` on the main thread.
         self.tasks_updated: TasksUpdatedSignal = self._delivery.tasks_updated
@@ -118,6 +122,8 @@ class TaskManager:
         self._loop_thread: LoopThread | None = None
         self._thread_pool: ThreadPool | None = None
         self._process_pool: ProcessPool | None = None
+        # What run_process submits to: the local pool or options["process_backend"].
+        self._process_backend: ExecutionBackend | None = None
         self._async_tasks: dict[int, Any] = {}  # touched on the coroutine loop's thread only
         self._executor_calls: ExecutorCalls | None = None
 
@@ -175,6 +181,10 @@ class TaskManager:
         nice = options.get("worker_nice", 0)
         if isinstance(nice, bool) or not isinstance(nice, int):
             raise TypeError(f"worker_nice must be an int, not {nice!r}")
+        if options.get("process_backend") is not None:
+            from ._backend import check_process_backend
+
+            check_process_backend(options["process_backend"])
         self._options.update(options)
         self._delivery.set_update_rate(self._options.get("update_rate", 20.0))
 
@@ -266,7 +276,9 @@ class TaskManager:
             TaskKind.PROCESS, key, when_done, when_event, timeout, cancel_grace, visible, weight
         )
         grace = self._options["cancel_grace"] if cancel_grace is None else cancel_grace
-        self._processes().submit(task, func, args, kwargs, timeout=task.timeout, cancel_grace=grace)
+        self._process_runner().submit(
+            task, func, args, kwargs, timeout=task.timeout, cancel_grace=grace
+        )
         return task
 
     def _new_task(
@@ -541,8 +553,8 @@ class TaskManager:
             cancellable.cancel()
         self._delivery.post(None)  # views show "cancelling" now, not at the task's next report
         if task.kind is TaskKind.PROCESS:
-            if self._process_pool is not None:
-                self._process_pool.cancel(task)
+            if self._process_backend is not None:
+                self._process_backend.cancel(task)
         elif was_pending:
             self._finish(task)
         elif task.kind is TaskKind.COROUTINE:
@@ -710,6 +722,23 @@ class TaskManager:
                     )
         return self._process_pool
 
+    def _process_runner(self) -> ExecutionBackend:
+        """What ``run_process`` submits to: the ``process_backend`` option (attached once) or the pool."""
+        backend = self._process_backend
+        if backend is None:
+            chosen = self._options["process_backend"]
+            if chosen is None:
+                backend = self._processes()
+                self._process_backend = backend
+            else:
+                with self._lock:
+                    backend = self._process_backend
+                    if backend is None:
+                        # attach() only stores its arguments: the lock is held briefly.
+                        chosen.attach(self, update_rate=self._options["update_rate"])
+                        backend = self._process_backend = chosen
+        return backend
+
     def _local_context(self, task: Task[Any]) -> ExecutionContext:
         return ExecutionContext(
             task._report, task._cancel_flag, 0, _LocalBackend(self, task), pause_index=1
@@ -848,8 +877,8 @@ class TaskManager:
         deadline = time.monotonic() + timeout
         for task in live:
             self._cancel(task, StopReason.CANCEL)
-        if self._process_pool is not None:
-            self._process_pool.shutdown(timeout)
+        for backend in {id(b): b for b in (self._process_backend, self._process_pool) if b}.values():
+            backend.shutdown(timeout)
         if self._thread_pool is not None:
             stuck = self._thread_pool.stop(max(0.0, deadline - time.monotonic()))
             if self._executor_calls is not None:
