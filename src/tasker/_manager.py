@@ -272,13 +272,13 @@ class TaskManager:
         worker killed and replaced.
         """
         _check_plain_function(func, "run_process")
+        # A backend that cannot serve this manager fails here, before the task exists.
+        backend = self._process_runner()
         task: Task[T] = self._new_task(
             TaskKind.PROCESS, key, when_done, when_event, timeout, cancel_grace, visible, weight
         )
         grace = self._options["cancel_grace"] if cancel_grace is None else cancel_grace
-        self._process_runner().submit(
-            task, func, args, kwargs, timeout=task.timeout, cancel_grace=grace
-        )
+        backend.submit(task, func, args, kwargs, timeout=task.timeout, cancel_grace=grace)
         return task
 
     def _new_task(
@@ -723,7 +723,7 @@ class TaskManager:
         return self._process_pool
 
     def _process_runner(self) -> ExecutionBackend:
-        """What ``run_process`` submits to: the ``process_backend`` option (attached once) or the pool."""
+        """What ``run_process`` submits to: the ``process_backend`` option, or the pool."""
         backend = self._process_backend
         if backend is None:
             chosen = self._options["process_backend"]
@@ -877,7 +877,8 @@ class TaskManager:
         deadline = time.monotonic() + timeout
         for task in live:
             self._cancel(task, StopReason.CANCEL)
-        for backend in {id(b): b for b in (self._process_backend, self._process_pool) if b}.values():
+        backends = {id(b): b for b in (self._process_backend, self._process_pool) if b}
+        for backend in backends.values():
             backend.shutdown(timeout)
         if self._thread_pool is not None:
             stuck = self._thread_pool.stop(max(0.0, deadline - time.monotonic()))

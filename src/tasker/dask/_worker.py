@@ -1,0 +1,214 @@
+"""The worker side of ``DaskBackend``: runs one tasker task inside a Dask worker.
+
+``run_task`` is what the backend submits to Dask. It gives the user's
+function a tasker ``ExecutionContext`` and talks to the parent only by
+``Worker.log_event`` messages on the backend's topic (see ``_backend`` for
+why): ``start``, coalesced ``progress``, reliable in-order ``event`` and a
+final ``end``; the result travels as Dask's own task result. It never raises
+for the user's errors: it returns them pickled, so their type and traceback
+survive as in tasker's local pool.
+
+One reporter thread per worker process sends the latest progress of every
+running task at most ``update_rate`` times a second and, in the same pass,
+refreshes each task's local cancel flag from the worker's own state (a
+task whose Dask future was cancelled is in state ``cancelled`` there), so
+``is_cancelled()`` is a byte read and never a scheduler round trip.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import threading
+from typing import TYPE_CHECKING, Any
+
+from .._context import ExecutionContext, ProgressReport
+from .._errors import SerializationError
+from .._process._pickling import describe_type, dump_exception
+
+if TYPE_CHECKING:
+    from distributed import Worker
+    from gi.repository import Gio
+
+__all__ = ["run_task"]
+
+# Message types (the "t" field); short because every progress report carries one.
+START = "s"
+PROGRESS = "p"
+EVENT = "e"
+END = "x"
+
+
+def run_task(key: str, topic: str, update_rate: float, blob: bytes) -> tuple[Any, ...]:
+    """Run the pickled ``(fn, args, kwargs)`` in ``blob`` as tasker task ``key``.
+
+    Returns ``("ok", pickled result)``, ``("error", meta, pickled exception)``
+    or ``("skipped",)`` when the task was cancelled before it started.
+    """
+    from distributed import get_worker
+
+    worker = get_worker()
+    run = _Run(worker, key, topic)
+    worker.log_event(topic, {"t": START, "k": key, "w": worker.address, "pid": os.getpid()})
+    reporter = _reporter(worker, 1.0 / update_rate)
+    if run.refresh_cancelled():
+        run.end()
+        return ("skipped",)
+    try:
+        fn, args, kwargs = pickle.loads(blob)
+    except BaseException as error:
+        run.end()
+        return _error(error)
+    del blob
+    context = ExecutionContext(run.report, run.flag, 0, _ContextBackend(run))
+    reporter.add(run)
+    try:
+        result = fn(context, *args, **kwargs)
+    except BaseException as error:
+        reporter.remove(run)
+        run.end()
+        return _error(error)
+    reporter.remove(run)
+    del fn, args, kwargs
+    try:
+        data = pickle.dumps(result, protocol=5)
+    except Exception as error:
+        failure = SerializationError(
+            f"the result of type {describe_type(result)} cannot be pickled: {error}"
+        )
+        failure.__cause__ = error
+        run.end()
+        return _error(failure)
+    run.end()
+    return ("ok", data)
+
+
+def _error(error: BaseException) -> tuple[Any, ...]:
+    meta, data = dump_exception(error)
+    return ("error", list(meta), data)
+
+
+class _Run:
+    """One running task: its report, cancel flag and event sequence."""
+
+    __slots__ = ("events", "flag", "key", "report", "topic", "worker")
+
+    def __init__(self, worker: Worker, key: str, topic: str) -> None:
+        self.worker = worker
+        self.key = key
+        self.topic = topic
+        self.report = ProgressReport(_nothing)  # the reporter polls; no wake-up needed
+        self.flag = bytearray(1)
+        self.events = 0
+
+    def refresh_cancelled(self) -> bool:
+        """Set the flag if the worker no longer runs this key for the scheduler."""
+        if not self.flag[0]:
+            state = self.worker.state.tasks.get(self.key)
+            if state is None or state.state in ("cancelled", "released", "forgotten"):
+                self.flag[0] = 1
+        return bool(self.flag[0])
+
+    def send(self, message: dict[str, Any]) -> None:
+        message["k"] = self.key
+        self.worker.log_event(self.topic, message)
+
+    def send_progress(self) -> None:
+        report = self.report
+        report.dirty = False  # cleared before reading: a later write flags it again
+        self.send({"t": PROGRESS, "p": report.progress, "m": report.message})
+
+    def end(self) -> None:
+        # The last progress and the number of events sent: the parent checks
+        # that it has every event before the task's result.
+        report = self.report
+        self.send({"t": END, "p": report.progress, "m": report.message, "n": self.events})
+
+
+def _nothing() -> None:
+    pass
+
+
+class _ContextBackend:
+    """``ExecutionContext`` backend of a task on a Dask worker."""
+
+    __slots__ = ("_run",)
+
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+
+    def send_event(self, name: str, data: Any) -> None:
+        """Pickle ``data`` now and send it; ``SerializationError`` if it cannot be pickled."""
+        try:
+            payload = pickle.dumps(data, protocol=5)
+        except Exception as error:
+            raise SerializationError(
+                f"the payload of event {name!r}, of type {describe_type(data)}, "
+                f"cannot be pickled: {error}"
+            ) from error
+        run = self._run
+        run.events += 1
+        run.send({"t": EVENT, "n": name, "d": payload})
+
+    def flush(self) -> None:
+        """Send the latest progress and message now."""
+        self._run.send_progress()
+
+    def cancellable(self) -> Gio.Cancellable:
+        """Process tasks have no ``Gio.Cancellable``: it cannot cross a process boundary."""
+        raise RuntimeError(
+            "context.cancellable exists only in coroutine and thread tasks; "
+            "a Dask task checks context.is_cancelled()"
+        )
+
+
+class _Reporter:
+    """Sends progress and refreshes cancel flags of this worker's running tasks, per interval."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._runs: list[_Run] = []
+        self._changed = threading.Condition()
+        thread = threading.Thread(target=self._loop, name="tasker-dask-reporter", daemon=True)
+        thread.start()
+
+    def add(self, run: _Run) -> None:
+        with self._changed:
+            self._runs.append(run)
+            self._changed.notify()
+
+    def remove(self, run: _Run) -> None:
+        with self._changed:
+            self._runs.remove(run)
+
+    def _loop(self) -> None:
+        while True:
+            with self._changed:
+                while not self._runs:
+                    self._changed.wait()
+                runs = list(self._runs)
+            for run in runs:
+                try:
+                    run.refresh_cancelled()
+                    if run.report.dirty:
+                        run.send_progress()
+                except Exception:  # the worker is closing: nothing left to report to
+                    pass
+            # Wait one interval: this is both the progress rate limit and the
+            # cancel-flag refresh period.
+            with self._changed:
+                self._changed.wait(self.interval)
+
+
+_reporter_lock = threading.Lock()
+_reporter_instance: _Reporter | None = None
+
+
+def _reporter(worker: Worker, interval: float) -> _Reporter:
+    global _reporter_instance
+    with _reporter_lock:
+        if _reporter_instance is None:
+            _reporter_instance = _Reporter(interval)
+        else:
+            _reporter_instance.interval = min(_reporter_instance.interval, interval)
+        return _reporter_instance
