@@ -12,7 +12,7 @@ SHELL := /bin/bash
 
 PYTHON      ?= python3
 VENV        ?= .venv
-EXTRAS      ?= gtk,dev,bench
+EXTRAS      ?= gtk,dev,bench,dask
 PYTEST_ARGS ?=
 SOAK_TIMEOUT ?= 3600
 

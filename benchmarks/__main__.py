@@ -184,7 +184,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--markdown", type=Path, help="also write the table as markdown here")
     parser.add_argument(
-        "--only", default="", help="comma-separated metric numbers (1-9) to run, default all"
+        "--only",
+        default="",
+        help="comma-separated metric numbers (1-9) or dask to run, default all",
     )
     parser.add_argument(
         "--systems",
@@ -203,7 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         systems=tuple(s.strip() for s in args.systems.split(",") if s.strip()),
         verbose=args.verbose,
     )
-    chosen = [m.strip() for m in args.only.split(",") if m.strip()] or list(_metrics.METRICS)
+    chosen = [m.strip() for m in args.only.split(",") if m.strip()] or [*_metrics.METRICS, "dask"]
+    # The Dask rows (tasker on a LocalCluster vs the local pool) are their own table.
+    with_dask = "dask" in chosen
+    chosen = [m for m in chosen if m != "dask"]
     # Every system's workers import benchmarks._work, and tasker's import the
     # checkout: with bytecode, as installed packages have, for every metric.
     _coldstart.compile_checkout()
@@ -226,9 +231,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     if bench.tasker_reason:
         notes.append(f"tasker column missing: {bench.tasker_reason}")
-    print(render_text(shown))
-    for note in notes:
-        print(f"* {note}")
+    if shown:
+        print(render_text(shown))
+        for note in notes:
+            print(f"* {note}")
+    if with_dask:
+        from . import _dask
+
+        print()
+        print(_dask.run(args.smoke))
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(render_markdown(shown, mode=mode, notes=notes))

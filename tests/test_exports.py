@@ -82,6 +82,7 @@ def test_manager_constructor_options() -> None:
         "update_rate",
         "loop",
         "worker_nice",
+        "process_backend",
     ]
 
 

@@ -272,11 +272,14 @@ class TaskManager:
         worker killed and replaced.
         """
         _check_plain_function(func, "run_process")
-        # A backend that cannot serve this manager fails here, before the task exists.
-        backend = self._process_runner()
         task: Task[T] = self._new_task(
             TaskKind.PROCESS, key, when_done, when_event, timeout, cancel_grace, visible, weight
         )
+        try:
+            backend = self._process_runner()
+        except BaseException as error:  # e.g. a process_backend that serves another manager
+            self._finish(task, error=error)
+            raise
         grace = self._options["cancel_grace"] if cancel_grace is None else cancel_grace
         backend.submit(task, func, args, kwargs, timeout=task.timeout, cancel_grace=grace)
         return task

@@ -144,6 +144,7 @@ class DaskBackend:
         self._start_error: BaseException | None = None
         self._waiting: list[tuple[Task[Any], bytes, float | None, float]] = []
         self._closed = False
+        self._started_tracker = False
 
         # Owned by the client's loop thread.
         self._records: dict[str, _Record] = {}
@@ -277,6 +278,8 @@ class DaskBackend:
                 self._cluster.close(timeout=max(1.0, timeout))
             except Exception:
                 logger.warning("tasker: closing the embedded LocalCluster failed", exc_info=True)
+            if self._started_tracker:
+                _stop_resource_tracker()
 
     # ------------------------------------------------------------ connecting
 
@@ -317,6 +320,9 @@ class DaskBackend:
                     set_as_default=False,
                 )
             else:
+                # Dask's nannies start multiprocessing's resource tracker; stop
+                # it at shutdown if it was not running before (leave nothing behind).
+                self._started_tracker = not _resource_tracker_running()
                 cluster = _local_cluster(
                     self._n_workers, self._threads, self._security, self._cluster_options
                 )
@@ -547,6 +553,24 @@ class DaskBackend:
         return client.loop
 
 
+def _resource_tracker_running() -> bool:
+    from multiprocessing import resource_tracker
+
+    tracker = getattr(resource_tracker, "_resource_tracker", None)
+    return tracker is not None and getattr(tracker, "_pid", None) is not None
+
+
+def _stop_resource_tracker() -> None:
+    from multiprocessing import resource_tracker
+
+    tracker = getattr(resource_tracker, "_resource_tracker", None)
+    if tracker is not None and hasattr(tracker, "_stop"):
+        try:
+            tracker._stop()
+        except Exception:
+            logger.debug("tasker: could not stop the resource tracker", exc_info=True)
+
+
 def _is_cancel(error: BaseException) -> bool:
     from concurrent.futures import CancelledError
 
@@ -569,7 +593,8 @@ def _local_cluster(n_workers: int, threads: int, security: Any, options: dict[st
         "processes": True,
         # Loopback only: anything that can reach a scheduler can run code on it.
         "host": "127.0.0.1",
-        "dashboard_address": None,
+        # Port 0: a free port, on the loopback host above (Dask binds 8787 otherwise).
+        "dashboard_address": ":0",
         "silence_logs": logging.ERROR,
     }
     if security is not None:
