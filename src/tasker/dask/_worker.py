@@ -154,6 +154,12 @@ class _ContextBackend:
         """Send the latest progress and message now."""
         self._run.send_progress()
 
+    def wait_while_paused(self) -> None:
+        """Never called: pausing is not offered on Dask, so ``checkpoint()`` returns at once."""
+
+    async def async_wait_while_paused(self) -> None:
+        """Never called, as ``wait_while_paused``."""
+
     def cancellable(self) -> Gio.Cancellable:
         """Process tasks have no ``Gio.Cancellable``: it cannot cross a process boundary."""
         raise RuntimeError(

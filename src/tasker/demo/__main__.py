@@ -1,4 +1,4 @@
-"""Run the demo: ``python -m tasker.demo [--tour] [--output DIR]``.
+"""Run the demo: ``python -m tasker.demo [--tour] [--output DIR] [--dask [ADDRESS]]``.
 
 With a display it opens the window. ``--tour`` (or ``TASKER_DEMO_TOUR=1``,
 or running under ``xvfb-run``) plays a scripted tour instead: every action
@@ -40,6 +40,13 @@ def main(argv: list[str] | None = None) -> int:
         default=Path("build/demo"),
         help="where the tour saves its screenshots (default: build/demo)",
     )
+    parser.add_argument(
+        "--dask",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="render a tiled fractal on a Dask cluster (default: an embedded LocalCluster)",
+    )
     args = parser.parse_args(argv)
     tour = tour_requested(args.tour)
 
@@ -66,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     # shares the main thread with GTK. tasker's own coroutine tasks still run
     # on the manager's private loop, off the main thread.
     asyncio.set_event_loop_policy(GLibEventLoopPolicy())
+
+    if args.dask is not None:
+        from ._dask import run
+
+        return run(args.dask, tour=tour, output_dir=args.output)
 
     from .. import task_mgr
     from ._app import DemoApplication
