@@ -153,7 +153,7 @@ class DaskDemo(Gtk.Application):
         Gtk.Application.do_shutdown(self)
 
     async def _play(self) -> None:
-        from ._tour import save_screenshot
+        from ._tour import NothingDrawnError, save_screenshot
 
         window = self.window
         assert window is not None
@@ -167,9 +167,16 @@ class DaskDemo(Gtk.Application):
                 await asyncio.sleep(0.05)
 
         async def shot(name: str) -> None:
-            await asyncio.sleep(0.3)  # let the list and the bar catch up and paint
             path = self.output_dir / f"dask-{name}.png"
-            save_screenshot(window, path)
+            for attempt in range(50):
+                window.queue_draw()
+                await asyncio.sleep(0.1)  # let the list and the bar catch up and paint
+                try:
+                    save_screenshot(window, path)
+                    break
+                except NothingDrawnError:
+                    if attempt == 49:
+                        raise
             print(path, flush=True)
 
         try:
