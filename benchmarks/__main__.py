@@ -153,6 +153,37 @@ def row_specs(grace: float) -> list[RowSpec]:
         RowSpec(
             "cold.first", "9 first task incl. pool start", "ms", "lower", Target("le", 60, "≤ 60")
         ),
+        *event_row_specs(),
+    ]
+
+
+def event_row_specs() -> list[RowSpec]:
+    """Metric 12 (issue 12, see benchmarks/_events.py): event backpressure."""
+    from ._events import EVENT_BUFFER_MIB, UPDATE_INTERVAL_MS
+
+    rss_bound = EVENT_BUFFER_MIB + 64
+    return [
+        RowSpec(
+            "events.rss",
+            "12 1 MiB events, 2 ms handler: app peak RSS growth (vs 0.1)",
+            "MiB",
+            "lower",
+            Target("le", rss_bound, f"≤ buffer + 64 = {rss_bound}"),
+        ),
+        RowSpec(
+            "events.coalesce",
+            "12 coalesce: newest frame sent → handler, max (vs 0.1)",
+            "ms",
+            "lower",
+            Target("le", UPDATE_INTERVAL_MS, f"≤ {UPDATE_INTERVAL_MS:g} (1 update)"),
+        ),
+        RowSpec(
+            "events.small",
+            "12 small events/s from a process, now ÷ 0.1, same run",
+            "x",
+            "higher",
+            Target("ge", 0.9, "≥ 0.9"),
+        ),
     ]
 
 
@@ -186,7 +217,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated metric numbers (1-9) or dask to run, default all",
+        help="comma-separated metric numbers (1-9, 12) or dask to run, default all",
     )
     parser.add_argument(
         "--systems",
@@ -231,6 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     if bench.tasker_reason:
         notes.append(f"tasker column missing: {bench.tasker_reason}")
+    notes.extend(bench.notes)
     if shown:
         print(render_text(shown))
         for note in notes:

@@ -50,7 +50,7 @@ def fmt(value: float) -> str:
 class Target:
     """What tasker's figure must satisfy.
 
-    kind: ``ratio_le`` / ``ratio_ge`` (against the best peer), ``le`` / ``lt`` (absolute),
+    kind: ``ratio_le`` / ``ratio_ge`` (against the best peer), ``le`` / ``lt`` / ``ge`` (absolute),
     ``floor_ge`` (fraction of the floor column), ``true`` (a yes/no row).
     """
 
@@ -68,6 +68,8 @@ class Target:
             return value <= self.bound
         if self.kind == "lt":
             return value < self.bound
+        if self.kind == "ge":
+            return value >= self.bound
         if self.kind in ("ratio_le", "ratio_ge"):
             if best is None or best.value is None:
                 # no peer manages at all: tasker managing is enough

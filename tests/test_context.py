@@ -16,10 +16,16 @@ from tasker._context import MAX_MESSAGE_LENGTH, ProgressReport
 class _Backend:
     def __init__(self) -> None:
         self.events: list[tuple[str, Any]] = []
+        self.coalesced: list[str] = []
         self.flushes = 0
 
-    def send_event(self, name: str, data: Any) -> None:
+    def send_event(self, name: str, data: Any, coalesce: bool) -> None:
         self.events.append((name, data))
+        if coalesce:
+            self.coalesced.append(name)
+
+    async def send_event_async(self, name: str, data: Any, coalesce: bool) -> None:
+        self.send_event(name, data, coalesce)
 
     def flush(self) -> None:
         self.flushes += 1
@@ -131,6 +137,23 @@ def test_events_and_flush_go_to_the_backend() -> None:
     assert backend.flushes == 1
     with pytest.raises(TypeError, match="event name"):
         ctx.send_event(3)  # type: ignore[arg-type]
+
+
+def test_coalesce_is_passed_on_and_must_be_a_bool() -> None:
+    import asyncio
+
+    backend = _Backend()
+    ctx = ExecutionContext(ProgressReport(lambda: None), bytearray(1), 0, backend)
+    ctx.send_event("frame", 1, coalesce=True)
+    asyncio.run(ctx.send_event_async("frame", 2, coalesce=True))
+    ctx.send_event("row", 3)
+    assert backend.events == [("frame", 1), ("frame", 2), ("row", 3)]
+    assert backend.coalesced == ["frame", "frame"]
+    with pytest.raises(TypeError, match="coalesce must be True or False"):
+        ctx.send_event("frame", 4, coalesce=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="event name"):
+        asyncio.run(ctx.send_event_async(b"frame"))  # type: ignore[arg-type]
+    assert len(backend.events) == 3  # the refused ones were not sent
 
 
 @pytest.mark.parametrize(

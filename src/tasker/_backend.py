@@ -45,8 +45,20 @@ class TaskHost(Protocol):
         """Record that ``task`` ran past its timeout; False if it is stopping already."""
         ...
 
-    def _deliver_event(self, task: Task[Any], name: str, data: Any) -> None:
-        """Queue an event for ``when_event``, in order, before the task's ``when_done``."""
+    def _deliver_event(
+        self,
+        task: Task[Any],
+        name: str,
+        data: Any,
+        size: int | None = None,
+        coalesce: bool = False,
+    ) -> None:
+        """Queue an event for ``when_event``, in order, before the task's ``when_done``.
+
+        ``size``: bytes of the task's event credit the backend spent already
+        (see ``_flow.py``); None: the host counts and spends them, never waiting.
+        ``coalesce``: the event replaces the task's undelivered one of that name.
+        """
         ...
 
 

@@ -50,7 +50,9 @@ class ProgressReport:
 class ContextBackend(Protocol):
     """What a context needs from the backend it runs on (local or worker process)."""
 
-    def send_event(self, name: str, data: Any) -> None: ...
+    def send_event(self, name: str, data: Any, coalesce: bool) -> None: ...
+
+    async def send_event_async(self, name: str, data: Any, coalesce: bool) -> None: ...
 
     def flush(self) -> None: ...
 
@@ -203,14 +205,27 @@ class ExecutionContext:
         if index >= 0 and self._flags[index]:
             await self._backend.async_wait_while_paused()
 
-    def send_event(self, name: str, data: Any = None) -> None:
+    def send_event(self, name: str, data: Any = None, *, coalesce: bool = False) -> None:
         """Send a custom event to the task's ``when_event`` callback on the main thread.
 
-        Events are delivered in order, none dropped, before ``when_done``.
+        Events are delivered in order, before ``when_done``. In thread and
+        process tasks this waits while the task's undelivered events exceed
+        its ``event_buffer`` (and returns at once, sending nothing, when the
+        task is asked to stop); in a coroutine it never waits (see
+        ``send_event_async``). With ``coalesce=True`` an undelivered earlier
+        coalescing event of the same name is dropped: only the latest counts.
         """
-        if not isinstance(name, str):
-            raise TypeError(f"event name must be a str, not {type(name).__name__}")
-        self._backend.send_event(name, data)
+        if name.__class__ is not str or (coalesce is not False and coalesce is not True):
+            _check_event(name, coalesce)  # raises (a str subclass passes)
+        self._backend.send_event(name, data, coalesce)
+
+    async def send_event_async(
+        self, name: str, data: Any = None, *, coalesce: bool = False
+    ) -> None:
+        """Like ``send_event``, but a coroutine awaits room in the ``event_buffer`` without
+        blocking its loop. In thread and process tasks it is ``send_event``."""
+        _check_event(name, coalesce)
+        await self._backend.send_event_async(name, data, coalesce)
 
     def flush(self) -> None:
         """Push the latest progress and message now instead of at the next update tick."""
@@ -262,6 +277,13 @@ class Stage:
             # Done, failed or cancelled: the slice counts as done, so the next
             # stage starts from its end and the bar never jumps back.
             child.set_progress(child._total)
+
+
+def _check_event(name: Any, coalesce: Any) -> None:
+    if not isinstance(name, str):
+        raise TypeError(f"event name must be a str, not {type(name).__name__}")
+    if coalesce is not True and coalesce is not False:
+        raise TypeError(f"coalesce must be True or False, not {coalesce!r}")
 
 
 def _check_total(total: float) -> float:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._context import ProgressReport
 from ._dispatch import Dispatcher, resolve_dispatcher
+from ._flow import QueuedEvent, deliver_plain
 from ._progress import observe_progress
 from ._task import Task
 
@@ -148,10 +149,23 @@ class Delivery:
             self._drain_scheduled = True
         self.arm_drain(0.0)
 
-    def deliver_event(self, task: Task[Any], name: str, data: Any) -> None:
-        """Queue ``task.when_event(task, name, data)`` for the main thread, in order."""
-        if task.when_event is not None:
-            self.post(functools.partial(call_logged, task.when_event, task, name, data))
+    def deliver_event(
+        self, task: Task[Any], name: str, data: Any, size: int, coalesce: bool
+    ) -> None:
+        """Queue ``task.when_event(task, name, data)`` for the main thread, in order.
+
+        ``size`` bytes of the task's event credit are spent already; the event
+        returns them when the drain delivers it (see ``_flow.QueuedEvent``).
+        """
+        if task.when_event is None:
+            task._credit.release(size)
+            return
+        if coalesce:
+            event = QueuedEvent(task, name, data, size, coalesce)
+            task._credit.replace_latest(event)
+            self.post(event)
+        else:
+            self.post(functools.partial(deliver_plain, task, name, data, size))
 
     def queue_done_locked(self, task: Task[Any]) -> float | None:
         """Queue the completion of ``task`` (just made final); the drain delay to arm, or None.

@@ -20,6 +20,15 @@ from ._context import ExecutionContext, ProgressReport
 from ._delivery import Delivery, call_logged
 from ._dispatch import Dispatcher
 from ._errors import ManagerShutdownError, TaskTimeoutError
+from ._flow import (
+    DEFAULT_EVENT_BUFFER,
+    EventCredit,
+    check_event_buffer,
+    payload_size,
+    send_async,
+    send_now,
+    send_waiting,
+)
 from ._pausing import PauseControl
 from ._progress import overall_eta, weighted_progress
 from ._task import StopReason, Task, TaskKind, TaskStatus
@@ -47,6 +56,16 @@ logger = logging.getLogger("tasker")
 #: Set by the worker-process bootstrap: the global ``task_mgr`` starts nothing there.
 in_worker_process = False
 
+
+class _Default:
+    """The type of ``_DEFAULT``: "use the manager's option" for a per-task keyword."""
+
+    def __repr__(self) -> str:
+        return "<the manager's setting>"
+
+
+_DEFAULT = _Default()
+
 _OPTIONS = frozenset(
     {
         "max_workers",
@@ -60,6 +79,7 @@ _OPTIONS = frozenset(
         "loop",
         "worker_nice",
         "process_backend",
+        "event_buffer",
     }
 )
 
@@ -88,6 +108,7 @@ class TaskManager:
         loop: Any = None,
         worker_nice: int = 5,
         process_backend: ProcessBackend | None = None,
+        event_buffer: int | None = DEFAULT_EVENT_BUFFER,
     ) -> None:
         # The manager lock guards the task table, the key map, the delivery inbox
         # and its scheduling flags (Delivery shares it). It is only held for
@@ -112,6 +133,7 @@ class TaskManager:
             loop=loop,
             worker_nice=worker_nice,
             process_backend=process_backend,
+            event_buffer=event_buffer,
         )
         #: ``handler(sender, tasks=[live tasks], progress=float)`` on the main thread.
         self.tasks_updated: TasksUpdatedSignal = self._delivery.tasks_updated
@@ -185,6 +207,8 @@ class TaskManager:
             from ._backend import check_process_backend
 
             check_process_backend(options["process_backend"])
+        if "event_buffer" in options:
+            check_event_buffer(options["event_buffer"])
         self._options.update(options)
         self._delivery.set_update_rate(self._options.get("update_rate", 20.0))
 
@@ -202,6 +226,7 @@ class TaskManager:
         cancel_grace: float | None = None,
         visible: bool = True,
         weight: float = 1.0,
+        event_buffer: int | _Default | None = _DEFAULT,
         **kwargs: Any,
     ) -> Task[T]:
         """Run ``await coro_fn(context, *args, **kwargs)`` on the manager's asyncio loop.
@@ -216,7 +241,15 @@ class TaskManager:
                 "use run_thread() or run_process() for plain functions"
             )
         task: Task[T] = self._new_task(
-            TaskKind.COROUTINE, key, when_done, when_event, timeout, cancel_grace, visible, weight
+            TaskKind.COROUTINE,
+            key,
+            when_done,
+            when_event,
+            timeout,
+            cancel_grace,
+            visible,
+            weight,
+            event_buffer,
         )
         if not self._loop().call_soon(self._start_coroutine, task, coro_fn, args, kwargs):
             self._refused(task)
@@ -234,6 +267,7 @@ class TaskManager:
         cancel_grace: float | None = None,
         visible: bool = True,
         weight: float = 1.0,
+        event_buffer: int | _Default | None = _DEFAULT,
         **kwargs: Any,
     ) -> Task[T]:
         """Run ``func(context, *args, **kwargs)`` on a worker thread (shared memory, no pickling).
@@ -243,7 +277,15 @@ class TaskManager:
         """
         _check_plain_function(func, "run_thread")
         task: Task[T] = self._new_task(
-            TaskKind.THREAD, key, when_done, when_event, timeout, cancel_grace, visible, weight
+            TaskKind.THREAD,
+            key,
+            when_done,
+            when_event,
+            timeout,
+            cancel_grace,
+            visible,
+            weight,
+            event_buffer,
         )
         if not self._threads().submit(
             functools.partial(self._run_thread_task, task, func, args, kwargs)
@@ -263,6 +305,7 @@ class TaskManager:
         cancel_grace: float | None = None,
         visible: bool = True,
         weight: float = 1.0,
+        event_buffer: int | _Default | None = _DEFAULT,
         **kwargs: Any,
     ) -> Task[T]:
         """Run ``func(context, *args, **kwargs)`` in a worker process.
@@ -273,7 +316,15 @@ class TaskManager:
         """
         _check_plain_function(func, "run_process")
         task: Task[T] = self._new_task(
-            TaskKind.PROCESS, key, when_done, when_event, timeout, cancel_grace, visible, weight
+            TaskKind.PROCESS,
+            key,
+            when_done,
+            when_event,
+            timeout,
+            cancel_grace,
+            visible,
+            weight,
+            event_buffer,
         )
         try:
             backend = self._process_runner()
@@ -294,6 +345,7 @@ class TaskManager:
         cancel_grace: float | None,
         visible: bool = True,
         weight: float = 1.0,
+        event_buffer: int | _Default | None = _DEFAULT,
     ) -> Task[T]:
         if key is not None:
             hash(key)  # an unhashable key fails here, with Python's own TypeError
@@ -306,6 +358,10 @@ class TaskManager:
         if visible is not True and visible is not False:
             raise TypeError(f"visible must be True or False, not {visible!r}")
         _check_weight(weight)
+        if event_buffer is _DEFAULT:
+            window = self._options["event_buffer"]
+        else:
+            window = check_event_buffer(event_buffer)
         # A bad scheduler fails here, before the task is registered, not after.
         delivery = self._delivery
         delivery.dispatcher()
@@ -321,6 +377,7 @@ class TaskManager:
             timeout if timeout is not None else self._options["timeout"],
             visible,
             float(weight),
+            EventCredit(window),
         )
         report.task = task  # the update tick feeds the task's rate estimator from its report
         with self._lock:
@@ -555,6 +612,8 @@ class TaskManager:
         if cancellable is not None:
             cancellable.cancel()
         self._delivery.post(None)  # views show "cancelling" now, not at the task's next report
+        if task.kind is not TaskKind.PROCESS:
+            task._credit.stopped()  # a send_event waiting for credit returns now (the pool's own)
         if task.kind is TaskKind.PROCESS:
             if self._process_backend is not None:
                 self._process_backend.cancel(task)
@@ -578,6 +637,8 @@ class TaskManager:
             resumed.set()
         if cancellable is not None:
             cancellable.cancel()
+        if task.kind is not TaskKind.PROCESS:
+            task._credit.stopped()  # the pool wakes its worker once it has set the worker's flag
         return True
 
     # ------------------------------------------------- the state machine proper
@@ -671,9 +732,23 @@ class TaskManager:
 
     # ------------------------------------- delivery (host calls, any thread)
 
-    def _deliver_event(self, task: Task[Any], name: str, data: Any) -> None:
-        """Queue ``task.when_event(task, name, data)`` for the main thread, in order."""
-        self._delivery.deliver_event(task, name, data)
+    def _deliver_event(
+        self,
+        task: Task[Any],
+        name: str,
+        data: Any,
+        size: int | None = None,
+        coalesce: bool = False,
+    ) -> None:
+        """Queue ``task.when_event(task, name, data)`` for the main thread, in order.
+
+        ``size`` bytes of the task's event credit are spent already; None (a
+        backend without flow control, e.g. Dask): counted and spent here.
+        """
+        if size is None:
+            size = payload_size(data)
+            task._credit.spend(size)
+        self._delivery.deliver_event(task, name, data, size, coalesce)
 
     def _post(self, item: Callable[[], object] | None) -> None:
         """Queue ``item`` for the main thread; None just announces a status change."""
@@ -936,8 +1011,19 @@ class _LocalBackend:
         self._manager = manager
         self._task = task
 
-    def send_event(self, name: str, data: Any) -> None:
-        self._manager._deliver_event(self._task, name, data)
+    def send_event(self, name: str, data: Any, coalesce: bool) -> None:
+        task = self._task
+        if task.kind is TaskKind.THREAD:
+            send_waiting(self._manager, task, name, data, coalesce)
+        else:
+            send_now(self._manager, task, name, data, coalesce)
+
+    async def send_event_async(self, name: str, data: Any, coalesce: bool) -> None:
+        task = self._task
+        if task.kind is TaskKind.THREAD:
+            send_waiting(self._manager, task, name, data, coalesce)
+        else:
+            await send_async(self._manager, task, name, data, coalesce)
 
     def flush(self) -> None:
         self._manager._delivery.mark_dirty(self._task._report, urgent=True)

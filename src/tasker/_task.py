@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from ._context import ProgressReport
 from ._errors import CancelledError, TaskNotFinishedError
+from ._flow import EventCredit
 
 if TYPE_CHECKING:
     import threading
@@ -105,6 +106,7 @@ class Task(Generic[T]):
         "_cancel_requested",
         "_cancellable",
         "_created",
+        "_credit",
         "_done_callbacks",
         "_error",
         "_estimator",
@@ -146,6 +148,7 @@ class Task(Generic[T]):
         timeout: float | None = None,
         visible: bool = True,
         weight: float = 1.0,
+        credit: EventCredit | None = None,
     ) -> None:
         self._created = time.monotonic()
         self.id: int = _next_id()
@@ -190,6 +193,8 @@ class Task(Generic[T]):
         self._resumed: threading.Event | None = None
         # Rate and ETA, fed on the main thread from coalesced updates.
         self._estimator: RateEstimator | None = None
+        # Bytes of undelivered events and who waits for room (see _flow.py).
+        self._credit = credit if credit is not None else EventCredit(None)
 
     def __repr__(self) -> str:
         return f"<Task {self.key!r} {self.kind.value} {self._status.value}>"

@@ -9,7 +9,11 @@ views of it for small segments; a large segment is received straight into a
 ``bytearray`` of its own (``recv_into``), which the unpickler then uses as the
 object's memory. The tag is the low 32 bits of the task id, so messages that
 arrive late for a finished task are recognised and dropped. The aux byte of
-a TASK frame says which of the worker's cancel flag bytes the task uses.
+a TASK frame says which of the worker's cancel flag bytes the task uses; that
+of an EVENT frame is 1 for a coalescing event. Event credit (see ``_flow.py``)
+uses two small frames: BLOCKED (worker -> parent: the credit the worker waits
+for, one 64-bit count) and GRANT (parent -> worker: what the parent has
+delivered of that task's events so far, one 64-bit count).
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ import struct
 from typing import Any
 
 __all__ = [
+    "BLOCKED",
     "DONE_ERROR",
     "DONE_OK",
     "EVENT",
+    "GRANT",
     "INIT_FAILED",
     "LOG",
     "PAUSED",
@@ -38,6 +44,7 @@ __all__ = [
 # Parent -> worker.
 TASK = 1
 STOP = 2
+GRANT = 3  # event credit returned: the task's delivered event bytes so far
 # Worker -> parent.
 READY = 10
 INIT_FAILED = 11
@@ -48,6 +55,10 @@ DONE_ERROR = 15
 LOG = 16
 SKIPPED = 17  # a prefetched task was cancelled before it started: not run
 PAUSED = 18  # the task reached a checkpoint with a pause requested, and waits
+BLOCKED = 19  # a task waits for event credit: the delivered byte count it needs
+
+#: Packs the single count of a GRANT or BLOCKED frame, and a TASK frame's event window.
+COUNT = struct.Struct("<Q")
 
 _HEADER = struct.Struct("<BBHI")
 HEADER_SIZE = _HEADER.size

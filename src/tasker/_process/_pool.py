@@ -43,6 +43,7 @@ closed, so no thread writes to a reused descriptor).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import multiprocessing
 import os
@@ -312,7 +313,9 @@ class ProcessPool:
         except SerializationError as error:
             self._host._finish(task, error=error)
             return
-        job = _Job(task, [data, *buffers], timeout, cancel_grace)
+        # The TASK frame starts with the task's event window (0: no bound).
+        window = ch.COUNT.pack(task._credit.window or 0)
+        job = _Job(task, [window, data, *buffers], timeout, cancel_grace)
         worker = None
         wake = False
         with self._lock:
@@ -370,6 +373,8 @@ class ProcessPool:
                     # so it stops by itself within the grace, or is killed after.
                     job.frozen = False
                     self._signal_group(job.worker, signal.SIGCONT)
+        # A worker waiting for event credit is woken to see its flag (set above).
+        task._credit.stopped()
         if finish:
             self._host._finish(task)
         elif wake:
@@ -854,6 +859,7 @@ class ProcessPool:
                 with self._lock:
                     if job.state == _IN_WORKER:
                         self._stop_job_locked(job)
+                job.task._credit.stopped()
 
     def _kill(self, worker: _Worker) -> None:
         """SIGKILL the worker's process group (its own children too); listener thread only."""
@@ -994,11 +1000,11 @@ class ProcessPool:
             return
         refill = False
         try:
-            for kind, tag, _aux, segments in frames:
+            for kind, tag, aux, segments in frames:
                 if kind in _FREES_A_TURN:
                     refill = True
                 try:
-                    self._handle(worker, kind, tag, segments)
+                    self._handle(worker, kind, tag, aux, segments)
                 except Exception:
                     logger.exception("tasker: bad message from worker %d", worker.pid)
             if refill:
@@ -1008,7 +1014,7 @@ class ProcessPool:
         finally:
             frames.clear()
 
-    def _handle(self, worker: _Worker, kind: int, tag: int, segments: list[Any]) -> None:
+    def _handle(self, worker: _Worker, kind: int, tag: int, aux: int, segments: list[Any]) -> None:
         # Messages about a task come in order: its progress and events, then
         # its result; then those of the task sent ahead, which is the worker's
         # current job by then. A tag that does not match is late news.
@@ -1018,8 +1024,11 @@ class ProcessPool:
                 progress, message = pickle.loads(segments[0])
                 job.task._report.set(progress, message)
         elif kind == ch.EVENT:
-            if job is not None and job.tag == tag and not job.finished:
-                self._on_event(job, segments)
+            if job is not None and job.tag == tag:
+                self._on_event(job, aux, segments)
+        elif kind == ch.BLOCKED:
+            if job is not None and job.tag == tag:
+                self._on_blocked(worker, job, segments)
         elif kind == ch.DONE_OK or kind == ch.DONE_ERROR or kind == ch.SKIPPED:
             if job is not None and job.tag == tag:
                 self._on_done(worker, job, kind, segments)
@@ -1033,15 +1042,43 @@ class ProcessPool:
         elif kind == ch.INIT_FAILED:
             self._on_init_failed(worker, segments)
 
-    def _on_event(self, job: _Job, segments: list[Any]) -> None:
+    def _on_event(self, job: _Job, aux: int, segments: list[Any]) -> None:
+        # The event's credit is what it took on the wire, counted as the worker did.
+        # Segments are bytes-format memoryviews or bytearrays: len() is their size.
+        size = len(segments[1])
+        if len(segments) > 2:
+            for segment in segments[2:]:
+                size += len(segment)
+        credit = job.task._credit
+        credit.spent += size  # the listener is the only writer for a process task: no lock
+        if job.finished:
+            credit.release(size)
+            return
         name = bytes(segments[0]).decode("utf-8", "surrogatepass")
         try:
             data = loads(segments[1], segments[2:])
         except Exception as error:
+            credit.release(size)
             if job.failure is None:
                 job.failure = _unpickling_error(f"the payload of event {name!r}", error)
             return
-        self._host._deliver_event(job.task, name, data)
+        self._host._deliver_event(job.task, name, data, size, aux == 1)
+
+    def _on_blocked(self, worker: _Worker, job: _Job, segments: list[Any]) -> None:
+        """The worker waits for event credit: grant it once the drain has delivered enough."""
+        need = ch.COUNT.unpack_from(segments[0])[0]
+        flags = self._flags
+        stopping = job.finished or flags is None or bool(flags[job.flag])
+        grant = functools.partial(self._send_grant, worker, job.tag)
+        job.task._credit.remote_blocked(need, grant, stopping)
+
+    def _send_grant(self, worker: _Worker, tag: int, delivered: int) -> None:
+        """Tell a worker waiting for credit how much of its task's events was delivered.
+
+        Called by the drain on the main thread, the listener or a cancelling
+        thread; a waiting worker reads its channel, so this small send never blocks.
+        """
+        self._send(worker, ch.GRANT, tag, [ch.COUNT.pack(delivered)])
 
     def _on_done(self, worker: _Worker, job: _Job, kind: int, segments: list[Any]) -> None:
         # SKIPPED: the worker found the task's flag set before starting it.
@@ -1085,6 +1122,7 @@ class ProcessPool:
             self._dispatch(worker, head)
         elif stop:
             self._send_stop(worker)
+        job.task._credit.forget_remote()
         if report:
             self._host._finish(job.task, result=result, error=error)
 

@@ -19,6 +19,15 @@ owns ``flag_stride`` bytes from ``flag_stride * slot``: the pool may send
 tasks ahead while the current one runs, and each of them uses its own byte,
 named in the TASK frame. A task whose byte is already set when its turn comes was
 cancelled before it started: it is not run, and the worker says SKIPPED.
+
+Event credit (``_flow.py``): a TASK frame starts with the task's event window.
+The task's backend counts the bytes of the events it sent and the bytes the
+parent last granted (delivered). When the next event does not fit, the
+sending thread says BLOCKED once, with the grant it needs, and then reads the
+channel itself until a GRANT arrives or its cancel byte is set (the parent
+sends a GRANT when it sets the byte, to wake it). Only one thread reads the
+channel at a time (``_reading``, under ``_cond``); frames other than GRANTs
+it receives are kept, copied out of the reading buffer, for the main loop.
 """
 
 from __future__ import annotations
@@ -130,13 +139,19 @@ class Worker:
         # sender and any thread that logs all write to the channel.
         self._send_lock = threading.Lock()
         self._reader = ch.FrameReader(sock)
+        # Guards _reading (one thread reads the channel at a time); senders
+        # waiting for credit wait on it, and the reader notifies it after
+        # each receive (a GRANT raises a backend's ``granted``).
+        self._cond = threading.Condition(threading.Lock())
+        self._reading = False
+        self._backends: dict[int, TaskBackend] = {}  # by tag: tasks that may wait for credit
         rate = options.update_rate
         self.sender = ProgressSender(self, 1.0 / rate if rate > 0 else 0.0)
 
-    def send(self, kind: int, tag: int, segments: list[Any]) -> None:
+    def send(self, kind: int, tag: int, segments: list[Any], aux: int = 0) -> None:
         """Write one frame to the parent."""
         with self._send_lock:
-            ch.send_frame(self.sock, kind, tag, segments)
+            ch.send_frame(self.sock, kind, tag, segments, aux)
 
     def send_progress(self, tag: int, report: ProgressReport) -> None:
         """Send ``report``'s latest values now."""
@@ -190,34 +205,116 @@ class Worker:
 
     def _next_frame(self) -> tuple[int, int, int, list[Any]] | None:
         frames = self._reader.frames
+        with self._cond:
+            # A thread of a finished task may still be reading (it stops at its next frame).
+            while self._reading:
+                self._cond.wait()
         while not frames:
-            try:
-                if not self._reader.feed():
-                    return None  # the parent closed the channel
-            except OSError:
-                return None
+            if not self._feed():
+                return None  # the parent closed the channel
         return frames.pop(0)
+
+    def _feed(self, keep: bool = False) -> bool:
+        """Receive once; apply GRANT frames. ``keep``: copy what stays out of the reading buffer.
+
+        False once the channel is closed.
+        """
+        reader = self._reader
+        frames = reader.frames
+        if keep and frames:
+            # Small segments are views of the reading buffer, which this receive reuses.
+            frames[:] = [_detached(frame) for frame in frames]
+        try:
+            open_ = reader.feed()
+        except OSError:
+            open_ = False
+        if frames and (keep or any(frame[0] == ch.GRANT for frame in frames)):
+            kept = []
+            for frame in frames:
+                if frame[0] == ch.GRANT:
+                    backend = self._backends.get(frame[1])
+                    if backend is not None:
+                        granted = ch.COUNT.unpack_from(frame[3][0])[0]
+                        if granted > backend.granted:
+                            backend.granted = granted
+                        backend.asked = -1
+                elif keep:
+                    kept.append(_detached(frame))
+                else:
+                    kept.append(frame)
+            frames[:] = kept
+        return open_
+
+    def send_event(self, backend: TaskBackend, size: int, segments: list[Any], aux: int) -> None:
+        """Send an EVENT frame of ``size`` credit bytes once ``backend``'s window has room.
+
+        ``backend.sent`` changes only under the send lock, together with the
+        send, so senders on several threads neither overshoot nor reorder;
+        ``granted`` only grows, so reading it without ``_cond`` is safe. When
+        the task is stopping, is over or the parent is gone, nothing is sent.
+        """
+        window = backend.window
+        while True:
+            with self._send_lock:
+                unacked = backend.sent - backend.granted
+                if unacked == 0 or unacked + size <= window:
+                    backend.sent += size
+                    ch.send_frame(self.sock, ch.EVENT, backend.tag, segments, aux)
+                    return
+            if not self._wait_credit(backend, size):
+                return
+
+    def _wait_credit(self, backend: TaskBackend, size: int) -> bool:
+        """Wait until ``size`` more bytes may fit; False once they never will."""
+        window = backend.window
+        cond = self._cond
+        with cond:
+            while True:
+                unacked = backend.sent - backend.granted
+                if unacked == 0 or unacked + size <= window:
+                    return True
+                if backend.over or self.flags[backend.flag_index]:
+                    return False
+                need = min(backend.sent, backend.sent + size - window)
+                if backend.asked < need:
+                    backend.asked = need
+                    self.send(ch.BLOCKED, backend.tag, [ch.COUNT.pack(need)])
+                if self._reading:
+                    cond.wait()
+                    continue
+                self._reading = True
+                cond.release()
+                try:
+                    open_ = self._feed(keep=True)
+                finally:
+                    cond.acquire()
+                    self._reading = False
+                    cond.notify_all()
+                if not open_:
+                    return False
 
     def _run_task(self, tag: int, flag_index: int, segments: list[Any]) -> None:
         report = ProgressReport(self.sender.notify)
         try:
-            fn, args, kwargs = loads(segments[0], segments[1:])
+            window = ch.COUNT.unpack_from(segments[0])[0]
+            fn, args, kwargs = loads(segments[1], segments[2:])
         except BaseException as error:
             self._send_error(tag, report, error)
             return
         segments.clear()  # drop the pickles (and large argument buffers) early
         pause_index = self._pause_index(flag_index)
-        backend = TaskBackend(self, tag, report, flag_index, pause_index)
+        backend = TaskBackend(self, tag, report, window, flag_index, pause_index)
         context = ExecutionContext(report, self.flags, flag_index, backend, pause_index=pause_index)
         self.sender.current = (tag, report)
+        self._backends[tag] = backend
         try:
             result = fn(context, *args, **kwargs)
         except BaseException as error:
-            self.sender.current = None
+            self._task_over(backend)
             del fn, args, kwargs
             self._send_error(tag, report, error)
             return
-        self.sender.current = None
+        self._task_over(backend)
         del fn, args, kwargs
         try:
             data, buffers = dumps(result)
@@ -231,6 +328,13 @@ class Worker:
         meta = pickle.dumps((report.progress, report.message, describe_type(result)), 5)
         self.send(ch.DONE_OK, tag, [meta, data, *buffers])
 
+    def _task_over(self, backend: TaskBackend) -> None:
+        self.sender.current = None
+        with self._cond:
+            backend.over = True  # a thread it started must not wait for credit any more
+            self._backends.pop(backend.tag, None)
+            self._cond.notify_all()
+
     def _send_error(self, tag: int, report: ProgressReport, error: BaseException) -> None:
         info, data = dump_exception(error)
         meta = pickle.dumps((report.progress, report.message, info), 5)
@@ -240,19 +344,45 @@ class Worker:
 class TaskBackend:
     """The ``ExecutionContext`` backend of a task running in this worker."""
 
-    __slots__ = ("_flag_index", "_pause_index", "_report", "_tag", "_worker")
+    __slots__ = (
+        "_pause_index",
+        "_report",
+        "_worker",
+        "asked",
+        "flag_index",
+        "granted",
+        "over",
+        "sent",
+        "tag",
+        "window",
+    )
 
     def __init__(
-        self, worker: Worker, tag: int, report: ProgressReport, flag_index: int, pause_index: int
+        self,
+        worker: Worker,
+        tag: int,
+        report: ProgressReport,
+        window: int,
+        flag_index: int,
+        pause_index: int,
     ) -> None:
         self._worker = worker
-        self._tag = tag
+        self.tag = tag
         self._report = report
-        self._flag_index = flag_index
+        self.flag_index = flag_index
         self._pause_index = pause_index
+        # Event credit: the bytes of events sent (changed under the send lock),
+        # the parent's last grant, i.e. bytes delivered (only grows), the grant
+        # asked for in the last BLOCKED frame (-1: ask again), all under _cond
+        # otherwise. window 0: no bound.
+        self.window = window
+        self.sent = 0
+        self.granted = 0
+        self.asked = -1
+        self.over = False
 
-    def send_event(self, name: str, data: Any) -> None:
-        """Pickle ``data`` now and send it; ``SerializationError`` if it cannot be pickled."""
+    def send_event(self, name: str, data: Any, coalesce: bool) -> None:
+        """Pickle ``data`` now, wait for credit, send it; ``SerializationError`` if unpicklable."""
         try:
             payload, buffers = dumps(data)
         except Exception as error:
@@ -260,13 +390,24 @@ class TaskBackend:
                 f"the payload of event {name!r}, of type {describe_type(data)}, "
                 f"cannot be pickled: {error}"
             ) from error
-        self._worker.send(
-            ch.EVENT, self._tag, [name.encode("utf-8", "surrogatepass"), payload, *buffers]
-        )
+        segments = [name.encode("utf-8", "surrogatepass"), payload, *buffers]
+        aux = 1 if coalesce else 0
+        if not self.window:
+            self._worker.send(ch.EVENT, self.tag, segments, aux)
+            return
+        size = len(payload)
+        if buffers:
+            for buffer in buffers:
+                size += memoryview(buffer).nbytes
+        self._worker.send_event(self, size, segments, aux)
+
+    async def send_event_async(self, name: str, data: Any, coalesce: bool) -> None:
+        """The task's own thread is the one to wait in a worker: the same as ``send_event``."""
+        self.send_event(name, data, coalesce)
 
     def flush(self) -> None:
         """Send the latest progress and message now."""
-        self._worker.send_progress(self._tag, self._report)
+        self._worker.send_progress(self.tag, self._report)
 
     def cancellable(self) -> Gio.Cancellable:
         """Process tasks have no ``Gio.Cancellable``: it cannot cross a process boundary."""
@@ -277,15 +418,15 @@ class TaskBackend:
 
     def wait_while_paused(self) -> None:
         """Tell the parent the task is paused; wait until its pause or cancel byte says go."""
-        wait_while_paused(self._worker, self._tag, self._flag_index, self._pause_index)
+        wait_while_paused(self._worker, self.tag, self.flag_index, self._pause_index)
 
     async def async_wait_while_paused(self) -> None:
         """The same for a coroutine the function runs in its own event loop."""
         import asyncio
 
         flags = self._worker.flags
-        self._worker.send(ch.PAUSED, self._tag, [])
-        while flags[self._pause_index] and not flags[self._flag_index]:
+        self._worker.send(ch.PAUSED, self.tag, [])
+        while flags[self._pause_index] and not flags[self.flag_index]:
             await asyncio.sleep(_PAUSE_POLL)
 
 
@@ -331,6 +472,12 @@ class ProgressSender:
                 return  # the parent is gone; the watcher ends the process
             if self._interval:
                 time.sleep(self._interval)  # the rate limit; a change meanwhile re-sets _wake
+
+
+def _detached(frame: tuple[int, int, int, list[Any]]) -> tuple[int, int, int, list[Any]]:
+    """``frame`` with its segments copied out of the reader's buffer."""
+    segments = [bytes(s) if isinstance(s, memoryview) else s for s in frame[3]]
+    return (frame[0], frame[1], frame[2], segments)
 
 
 def _watch_parent(fd: int) -> None:

@@ -437,7 +437,7 @@ class DaskBackend:
                     what = f"the payload of event {message['n']!r}"
                     record.failure = _unpickling_error(what, error)
                 return
-            host._deliver_event(record.task, message["n"], data)
+            host._deliver_event(record.task, message["n"], data, coalesce=bool(message.get("c")))
         elif kind == _worker.START:
             if record.started:
                 # Dask re-ran the task after its worker died (a scheduler whose

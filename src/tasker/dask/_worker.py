@@ -137,8 +137,12 @@ class _ContextBackend:
     def __init__(self, run: _Run) -> None:
         self._run = run
 
-    def send_event(self, name: str, data: Any) -> None:
-        """Pickle ``data`` now and send it; ``SerializationError`` if it cannot be pickled."""
+    def send_event(self, name: str, data: Any, coalesce: bool = False) -> None:
+        """Pickle ``data`` now and send it; ``SerializationError`` if it cannot be pickled.
+
+        Dask's pub/sub has no flow control of ours: the event buffer is not
+        enforced here (the parent still coalesces ``coalesce`` events).
+        """
         try:
             payload = pickle.dumps(data, protocol=5)
         except Exception as error:
@@ -148,7 +152,14 @@ class _ContextBackend:
             ) from error
         run = self._run
         run.events += 1
-        run.send({"t": EVENT, "n": name, "d": payload})
+        if coalesce:
+            run.send({"t": EVENT, "n": name, "d": payload, "c": True})
+        else:
+            run.send({"t": EVENT, "n": name, "d": payload})
+
+    async def send_event_async(self, name: str, data: Any, coalesce: bool = False) -> None:
+        """The same as ``send_event`` (it never waits on Dask)."""
+        self.send_event(name, data, coalesce)
 
     def flush(self) -> None:
         """Send the latest progress and message now."""
