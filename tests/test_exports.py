@@ -83,6 +83,7 @@ def test_manager_constructor_options() -> None:
         "loop",
         "worker_nice",
         "process_backend",
+        "event_buffer",
     ]
 
 
@@ -130,6 +131,19 @@ def test_context_methods() -> None:
     assert isinstance(tasker.ExecutionContext.cancellable, property)
     params = inspect.signature(tasker.ExecutionContext.sub_context).parameters
     assert list(params) == ["self", "base_progress", "progress_range", "total"]
+
+
+def test_event_buffer_surface() -> None:
+    # Issue 12: the per-task event_buffer keyword, coalesce and send_event_async.
+    for method in ("add_coroutine", "run_thread", "run_process"):
+        params = inspect.signature(getattr(tasker.TaskManager, method)).parameters
+        assert params["event_buffer"].kind is inspect.Parameter.KEYWORD_ONLY
+    send = inspect.signature(tasker.ExecutionContext.send_event).parameters
+    assert list(send) == ["self", "name", "data", "coalesce"]
+    assert send["coalesce"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert inspect.iscoroutinefunction(tasker.ExecutionContext.send_event_async)
+    send_async = inspect.signature(tasker.ExecutionContext.send_event_async).parameters
+    assert list(send_async) == ["self", "name", "data", "coalesce"]
 
 
 def test_status_values_compare_equal_to_strings() -> None:
