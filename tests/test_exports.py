@@ -10,6 +10,7 @@ EXPECTED_ALL = {
     "AsyncioDispatcher",
     "CallableDispatcher",
     "CancelledError",
+    "DelayedCall",
     "Dispatcher",
     "ExecutionContext",
     "GLibDispatcher",
@@ -215,3 +216,28 @@ def test_progress_and_pause_surface() -> None:
         "main",
         "summarize",
     }
+
+
+def test_origin_parity_surface() -> None:
+    """Issue 10: what the origin app (Rayforge) calls, on every manager."""
+    manager = tasker.TaskManager
+    for name in (
+        "schedule_on_main_thread",
+        "run_on_main_thread",
+        "call_on_main_thread",
+        "schedule_delayed_on_main_thread",
+        "run_in_executor",
+        "cancel_all",
+        "restart_worker_pool",
+    ):
+        assert callable(getattr(manager, name)), name
+    assert isinstance(manager.loop, property)
+    assert inspect.iscoroutinefunction(manager.run_on_main_thread)
+    assert inspect.iscoroutinefunction(manager.run_in_executor)
+    for method in ("add_coroutine", "run_thread", "run_process"):
+        visible = inspect.signature(getattr(manager, method)).parameters["visible"]
+        assert visible.kind is inspect.Parameter.KEYWORD_ONLY and visible.default is True
+    timeout = inspect.signature(manager.call_on_main_thread).parameters["timeout"]
+    assert timeout.kind is inspect.Parameter.KEYWORD_ONLY and timeout.default is None
+    for name in ("cancel", "done", "cancelled"):
+        assert callable(getattr(tasker.DelayedCall, name)), name

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         TaskTimeoutError,
         WorkerCrashedError,
     )
+    from ._main_calls import DelayedCall
     from ._manager import TaskManager
     from ._signal import TasksUpdatedSignal
     from ._task import Task, TaskKind, TaskStatus, TaskTimings
@@ -48,6 +49,7 @@ __all__ = [
     "AsyncioDispatcher",
     "CallableDispatcher",
     "CancelledError",
+    "DelayedCall",
     "Dispatcher",
     "ExecutionContext",
     "GLibDispatcher",
@@ -150,6 +152,7 @@ task_mgr: TaskManager = _GlobalTaskManager()  # type: ignore[assignment]
 #: Where each lazily imported public name lives.
 _LAZY = {
     "ExecutionContext": "_context",
+    "DelayedCall": "_main_calls",
     "AsyncioDispatcher": "_dispatch",
     "CallableDispatcher": "_dispatch",
     "Dispatcher": "_dispatch",

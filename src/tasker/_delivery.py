@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from ._context import ProgressReport
 from ._dispatch import Dispatcher, resolve_dispatcher
+from ._errors import ManagerShutdownError
 from ._flow import QueuedEvent, deliver_plain
+from ._main_calls import DelayedCall, FutureSetter, MainCalls, Waiter
 from ._progress import observe_progress
 from ._task import Task
 
@@ -87,6 +89,8 @@ class Delivery:
         self._dirty: list[ProgressReport] = []
         self._dispatcher: Dispatcher | None = None
         self._owns_dispatcher = False
+        #: Main-thread calls with a waiter or a handle (schedule/run/call_on_main_thread).
+        self.calls = MainCalls()
 
     def set_update_rate(self, rate: float) -> None:
         """Emit ``tasks_updated`` at most ``rate`` times a second."""
@@ -104,6 +108,10 @@ class Delivery:
                     self._owns_dispatcher = self._dispatcher is not self.scheduler
                 dispatcher = self._dispatcher
         return dispatcher
+
+    def refuse_calls(self) -> None:
+        """Shutdown began: drop delayed calls, fail waiting ones, refuse new ones."""
+        self.calls.close()
 
     def close(self, timeout: float) -> None:
         """At shutdown: let the last ``when_done`` callbacks run, then close our own dispatcher."""
@@ -229,6 +237,98 @@ class Delivery:
         if not self.dispatch(delay, self._drain):
             with self._lock:
                 self._drain_scheduled = False  # let the next completion try again
+
+    # ----------------------------------------- main-thread calls (from any thread)
+
+    def on_dispatch_thread(self) -> bool:
+        """True when called on the thread the dispatcher runs callbacks on.
+
+        A dispatcher may say so itself (``is_dispatch_thread()``); for one that
+        does not (a foreign scheduler callable), it is the main thread.
+        """
+        check = getattr(self.dispatcher(), "is_dispatch_thread", None)
+        if check is not None:
+            return bool(check())
+        return threading.current_thread() is threading.main_thread()
+
+    def schedule_call(
+        self, fn: Callable[..., object], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        """Queue ``fn(*args, **kwargs)`` behind what is queued already; dropped after shutdown."""
+        if self.calls.closed:
+            logger.debug("tasker: main-thread call %r dropped: the manager is shut down", fn)
+            return
+        self.post(functools.partial(_run_main_call, fn, args, kwargs))
+
+    def call(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        timeout: float | None,
+    ) -> Any:
+        """Run ``fn`` on the main thread and wait for its outcome (at once when called there)."""
+        if self.on_dispatch_thread():
+            if self.calls.closed:
+                raise ManagerShutdownError("this TaskManager has been shut down")
+            return fn(*args, **kwargs)  # waiting for ourselves would never end
+        waiter = Waiter()
+        call = self.calls.new_call(fn, args, kwargs, waiter)
+        self.post(call)
+        if not waiter.wait(timeout):
+            late = TimeoutError(f"{fn!r} did not run on the main thread within {timeout:g} s")
+            if call.give_up(late):
+                raise late  # it will never run
+            if not waiter.wait(0):
+                raise TimeoutError(
+                    f"{fn!r} did not finish on the main thread within {timeout:g} s; "
+                    "its outcome is discarded"
+                )
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.result
+
+    async def run_call(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """Run ``fn`` on the main thread; awaitable from any asyncio loop."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        if self.on_dispatch_thread():
+            if self.calls.closed:
+                raise ManagerShutdownError("this TaskManager has been shut down")
+            return fn(*args, **kwargs)
+        future: asyncio.Future[Any] = loop.create_future()
+        call = self.calls.new_call(fn, args, kwargs, FutureSetter(loop, future))
+        self.post(call)
+        try:
+            return await future
+        finally:
+            # Cancelled while still queued: it must not run for nobody.
+            call.give_up(asyncio.CancelledError())
+
+    def schedule_delayed(
+        self,
+        delay: float,
+        fn: Callable[..., object],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> DelayedCall:
+        """Run ``fn`` on the main thread after ``delay`` seconds, unless cancelled or shut down."""
+        handle = self.calls.new_delayed(fn, args, kwargs)
+        if handle is None:
+            logger.debug("tasker: delayed call %r dropped: the manager is shut down", fn)
+            return self.calls.dropped_delayed(fn, args, kwargs)
+        from ._dispatch import InlineDispatcher
+
+        if isinstance(self.dispatcher(), InlineDispatcher):
+            # It has no clock (it runs everything at once): time it on our loop thread.
+            fire = functools.partial(self.dispatch, 0.0, handle._fire)
+            self._manager._loop().call_later(delay, fire)
+        elif not self.dispatch(delay, handle._fire):
+            handle.cancel()  # the scheduler refused it (logged): it will never run
+        return handle
 
     # ------------------------------------------------------------- main thread
 
@@ -373,6 +473,15 @@ class Delivery:
             return outcome
         with self.settled:
             return self.settled.wait_for(self.is_settled, timeout)
+
+
+def _run_main_call(
+    fn: Callable[..., object], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    try:
+        fn(*args, **kwargs)
+    except Exception:
+        logger.exception("exception in a main-thread call %r", fn)
 
 
 def call_logged(callback: Callable[..., object], *args: Any) -> None:

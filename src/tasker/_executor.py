@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ManagerShutdownError
+from ._main_calls import FutureSetter
 
 if TYPE_CHECKING:
     import asyncio
@@ -52,18 +52,7 @@ class _Call:
         self._settle(None, error)
 
     def _settle(self, result: Any, error: BaseException | None) -> None:
-        # RuntimeError: the awaiting loop is closed, nobody is left to tell.
-        with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(_resolve, self._future, result, error)
-
-
-def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():
-        return  # the awaiting coroutine was cancelled meanwhile
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+        FutureSetter(self._loop, self._future)(result, error)
 
 
 class ExecutorCalls:

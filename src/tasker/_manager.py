@@ -14,7 +14,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, TypeVarTuple, Unpack
 
 from ._context import ExecutionContext, ProgressReport
 from ._delivery import Delivery, call_logged
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ._backend import ExecutionBackend, ProcessBackend
     from ._coroutines import LoopThread
     from ._executor import ExecutorCalls
+    from ._main_calls import DelayedCall
     from ._process import ProcessPool
     from ._signal import TasksUpdatedSignal
     from ._threads import ThreadPool
@@ -50,6 +51,7 @@ __all__ = ["TaskManager"]
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
+P = ParamSpec("P")
 
 logger = logging.getLogger("tasker")
 
@@ -419,6 +421,74 @@ class TaskManager:
         task: Task[Any] = Task(self, TaskKind.THREAD, key, None, None, report)
         task._status = TaskStatus.CANCELLED
         return task
+
+    # ---------------------------------------------------------- the main thread
+
+    def schedule_on_main_thread(
+        self, fn: Callable[P, object], /, *args: P.args, **kwargs: P.kwargs
+    ) -> None:
+        """Run ``fn(*args, **kwargs)`` on the main thread (the dispatcher's), soon.
+
+        Never runs it at once, even on the main thread. Calls made from one
+        thread run in the order they were made, after the events and
+        completions queued before them. An exception ``fn`` raises is logged.
+        After ``shutdown()`` the call is dropped.
+        """
+        self._check_main_call(fn, "schedule_on_main_thread")
+        self._delivery.schedule_call(fn, args, kwargs)
+
+    async def run_on_main_thread(
+        self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``fn(*args, **kwargs)`` on the main thread and return its result.
+
+        Await it from any asyncio loop (a coroutine task's, or the
+        application's own); ``fn``'s exception is raised here. On the main
+        thread itself ``fn`` runs at once. Raises ``ManagerShutdownError`` if
+        the manager shuts down before ``fn`` runs. Cancelling the awaiting
+        coroutine before ``fn`` has started means it never runs.
+        """
+        self._check_main_call(fn, "run_on_main_thread")
+        result: T = await self._delivery.run_call(fn, args, kwargs)
+        return result
+
+    def call_on_main_thread(
+        self, fn: Callable[..., T], /, *args: Any, timeout: float | None = None, **kwargs: Any
+    ) -> T:
+        """Run ``fn(*args, **kwargs)`` on the main thread, wait, and return its result.
+
+        For thread tasks and other threads; ``fn``'s exception is raised here.
+        On the main thread itself ``fn`` runs at once (waiting there would
+        never end). Raises ``TimeoutError`` when ``timeout`` seconds pass
+        first (``fn`` then never runs, or its outcome is discarded if it had
+        started), and ``ManagerShutdownError`` when the manager shuts down
+        before ``fn`` runs. ``timeout`` belongs to this method: it is not
+        passed to ``fn``.
+        """
+        self._check_main_call(fn, "call_on_main_thread")
+        if timeout is not None:
+            _check_grace(timeout, "timeout")
+        result: T = self._delivery.call(fn, args, kwargs, timeout)
+        return result
+
+    def schedule_delayed_on_main_thread(
+        self, delay: float, fn: Callable[P, object], /, *args: P.args, **kwargs: P.kwargs
+    ) -> DelayedCall:
+        """Run ``fn(*args, **kwargs)`` on the main thread after ``delay`` seconds.
+
+        Returns a handle: ``handle.cancel()`` is True if it stopped the call
+        before it ran. An exception ``fn`` raises is logged. Calls still
+        pending at ``shutdown()`` are dropped.
+        """
+        _check_grace(delay, "delay")
+        self._check_main_call(fn, "schedule_delayed_on_main_thread")
+        return self._delivery.schedule_delayed(float(delay), fn, args, kwargs)
+
+    def _check_main_call(self, fn: object, method: str) -> None:
+        if not callable(fn):
+            raise TypeError(f"{method}() needs a callable, not a {type(fn).__name__}")
+        with self._lock:
+            self._start_locked()  # the scheduler is in use: options are fixed from now on
 
     # ------------------------------------------------------------- public queries
 
@@ -952,6 +1022,9 @@ class TaskManager:
                 return
             self._shut_down = True
             live = list(self._tasks.values())
+        # First, so a thread blocked in call_on_main_thread is freed (with
+        # ManagerShutdownError) and does not hold up the joins below.
+        self._delivery.refuse_calls()
         deadline = time.monotonic() + timeout
         for task in live:
             self._cancel(task, StopReason.CANCEL)

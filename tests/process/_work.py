@@ -384,3 +384,18 @@ def log_run(context: ExecutionContext, path: str, name: str) -> int:
     with open(path, "a") as log:
         log.write(f"{name} {os.getpid()}\n")
     return os.getpid()
+
+
+_rayforge_init: Any = None
+
+
+def rayforge_init(shared_state: Any, tag: str) -> None:
+    """A Rayforge-style worker initializer: ``initializer(shared_state, *initargs)``."""
+    global _rayforge_init
+    _rayforge_init = tag
+    shared_state[f"worker:{os.getpid()}"] = tag
+
+
+def rayforge_read_init(context: ExecutionContext) -> tuple[Any, int]:
+    """What the Rayforge-style initializer left in this worker."""
+    return _rayforge_init, os.getpid()

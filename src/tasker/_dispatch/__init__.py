@@ -5,6 +5,9 @@ over. The manager needs three things from it, all callable from any thread:
 ``call_soon(fn)``, ``call_later(delay, fn)`` and ``run_until(predicate,
 timeout)`` (used by ``wait_until_settled`` when it is called on the dispatch
 thread itself, so waiting does not starve the callbacks it waits for).
+A dispatcher may also offer ``is_dispatch_thread()`` (the shipped ones do):
+``call_on_main_thread`` then runs its function at once on that thread
+instead of waiting for itself; without it, the main thread is assumed.
 """
 
 from __future__ import annotations

@@ -34,6 +34,15 @@ class AsyncioDispatcher:
         if not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._loop.call_later, delay, run_logged, fn)
 
+    def is_dispatch_thread(self) -> bool:
+        """True inside the loop (called from a coroutine or callback it runs)."""
+        import asyncio
+
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
     def run_until(self, predicate: Callable[[], bool], timeout: float | None) -> bool | None:
         """Run the loop until ``predicate()`` holds, if it is idle and this is its thread.
 

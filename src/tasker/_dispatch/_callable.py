@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,10 @@ class CallableDispatcher:
     def call_later(self, delay: float, fn: Callable[[], object]) -> None:
         """Hand ``fn`` to the scheduler after ``delay`` seconds."""
         self._timer.call_later(delay, lambda: self.call_soon(fn))
+
+    def is_dispatch_thread(self) -> bool:
+        """A foreign scheduler does not say: the main thread is taken to be its thread."""
+        return threading.current_thread() is threading.main_thread()
 
     def run_until(self, predicate: Callable[[], bool], timeout: float | None) -> bool | None:
         """A foreign scheduler cannot be pumped from here: let the caller wait."""

@@ -98,6 +98,15 @@ class GLibDispatcher:
             self._source_attached = False
         return GLib.SOURCE_REMOVE
 
+    def is_dispatch_thread(self) -> bool:
+        """True on the thread that runs the main context (for the default one: the main thread)."""
+        if self._context.is_owner():
+            return True
+        return (
+            self._context == GLib.MainContext.default()
+            and threading.current_thread() is threading.main_thread()
+        )
+
     def run_until(self, predicate: Callable[[], bool], timeout: float | None) -> bool | None:
         """Iterate the main context until ``predicate()`` holds or ``timeout`` passes.
 

@@ -31,6 +31,10 @@ class InlineDispatcher:
         """Run ``fn`` now; the inline dispatcher has no clock."""
         self.call_soon(fn)
 
+    def is_dispatch_thread(self) -> bool:
+        """Always True: callbacks run in whichever thread asks."""
+        return True
+
     def run_until(self, predicate: Callable[[], bool], timeout: float | None) -> bool | None:
         """Nothing to dispatch here: let the caller wait."""
         return True if predicate() else None

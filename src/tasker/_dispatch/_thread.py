@@ -62,6 +62,10 @@ class ThreadDispatcher:
         """True when called from the dispatch thread."""
         return threading.current_thread() is self._thread
 
+    def is_dispatch_thread(self) -> bool:
+        """True when called from the dispatch thread."""
+        return self.in_dispatch_thread()
+
     def run_until(self, predicate: Callable[[], bool], timeout: float | None) -> bool | None:
         """Callbacks run on the private thread: let the caller wait."""
         return True if predicate() else None
