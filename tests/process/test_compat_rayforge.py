@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Iterator
 
 import pytest
 from gi.repository import GLib
 
-from tasker.compat.rayforge import Task, TaskManager
+from tasker._process._pool import stop_unused_helpers
+from tasker.compat.rayforge import Task, TaskManager, _tracker_running
 from tasker.testing import run_until
 
 from . import _work
-from ._util import SLOW
+from ._util import SLOW, descendants, wait_gone
 
 
 @pytest.fixture
@@ -40,6 +42,7 @@ def test_initializer_gets_a_shared_state_made_as_rayforge_makes_it(
 
 
 def test_given_shared_state_is_passed_to_the_initializer(managers: list[TaskManager]) -> None:
+    tracker_ran = _tracker_running()
     with multiprocessing.get_context("spawn").Manager() as sync:
         state = sync.dict()
         manager = TaskManager(GLib.idle_add, _work.rayforge_init, ("mine",), shared_state=state)
@@ -49,6 +52,9 @@ def test_given_shared_state_is_passed_to_the_initializer(managers: list[TaskMana
         assert state[f"worker:{task.result()[1]}"] == "mine"
         assert manager.shared_state is state
         manager.shutdown()
+    if not tracker_ran:
+        # This test's Manager started the resource tracker: leave none behind.
+        stop_unused_helpers(frozenset({"tracker"}))
 
 
 def test_no_initializer_no_shared_state(managers: list[TaskManager]) -> None:
@@ -88,3 +94,13 @@ def test_restart_worker_pool(managers: list[TaskManager]) -> None:
     second = manager.run_process(_work.pid)
     run_until(second.is_final, SLOW)
     assert second.result() != first.result()
+
+
+def test_shutdown_leaves_no_child_process() -> None:
+    before = set(descendants(os.getpid()))
+    manager = TaskManager(GLib.idle_add, _work.rayforge_init, ("x",))
+    task = manager.run_process(_work.rayforge_read_init)
+    run_until(task.is_final, SLOW)
+    manager.shutdown()
+    # The workers, the state Manager's process, and the helpers tasker started.
+    wait_gone(sorted(set(descendants(os.getpid())) - before), timeout=SLOW)

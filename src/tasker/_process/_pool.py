@@ -1291,30 +1291,42 @@ class ProcessPool:
             flags.close()
         with _registry_lock:
             _live_pools.discard(id(self))
-            if _live_pools or multiprocessing.active_children():
-                return  # another pool, or someone else's processes, may still use them
-            helpers = set(_started_helpers)
-            _started_helpers.clear()
-        # Stopping waits for the helper to exit, which it does once no process
-        # holds its descriptors any more: ours are all gone by now.
-        if "forkserver" in helpers:
-            from multiprocessing import forkserver
+        stop_unused_helpers()
 
-            server = getattr(forkserver, "_forkserver", None)
-            if server is not None and hasattr(server, "_stop"):
-                try:
-                    server._stop()
-                except Exception:
-                    logger.debug("tasker: could not stop the fork server", exc_info=True)
-        if "tracker" in helpers:
-            from multiprocessing import resource_tracker
 
-            tracker = getattr(resource_tracker, "_resource_tracker", None)
-            if tracker is not None and hasattr(tracker, "_stop"):
-                try:
-                    tracker._stop()
-                except Exception:
-                    logger.debug("tasker: could not stop the resource tracker", exc_info=True)
+def stop_unused_helpers(started: frozenset[str] = frozenset()) -> None:
+    """Stop the fork server and resource tracker tasker started, once nothing needs them.
+
+    ``started`` adds helpers the caller started itself (``"tracker"``,
+    ``"forkserver"``), e.g. ``tasker.compat.rayforge`` for its
+    ``multiprocessing.Manager``.
+    """
+    with _registry_lock:
+        _started_helpers.update(started)
+        if _live_pools or multiprocessing.active_children():
+            return  # another pool, or someone else's processes, may still use them
+        helpers = set(_started_helpers)
+        _started_helpers.clear()
+    # Stopping waits for the helper to exit, which it does once no process
+    # holds its descriptors any more: ours are all gone by now.
+    if "forkserver" in helpers:
+        from multiprocessing import forkserver
+
+        server = getattr(forkserver, "_forkserver", None)
+        if server is not None and hasattr(server, "_stop"):
+            try:
+                server._stop()
+            except Exception:
+                logger.debug("tasker: could not stop the fork server", exc_info=True)
+    if "tracker" in helpers:
+        from multiprocessing import resource_tracker
+
+        tracker = getattr(resource_tracker, "_resource_tracker", None)
+        if tracker is not None and hasattr(tracker, "_stop"):
+            try:
+                tracker._stop()
+            except Exception:
+                logger.debug("tasker: could not stop the resource tracker", exc_info=True)
 
 
 #: Frames after which a worker may take more tasks ahead.

@@ -170,12 +170,15 @@ class TaskManager:
                 f"worker_initargs must be a tuple, not {type(worker_initargs).__name__}"
             )
         self._state_manager: Any = None
+        self._started_tracker = False
         if worker_initializer is not None and shared_state is None:
             import multiprocessing
 
             # As Rayforge does it. It starts the multiprocessing manager process
-            # now, which shutdown() stops.
+            # now (and the resource tracker, if none runs), which shutdown() stops.
+            tracker_ran = _tracker_running()
             self._state_manager = multiprocessing.get_context("spawn").Manager()
+            self._started_tracker = not tracker_ran and _tracker_running()
             shared_state = self._state_manager.dict()
         self._shared_state = shared_state
         if worker_initializer is not None:
@@ -373,6 +376,10 @@ class TaskManager:
         manager, self._state_manager = self._state_manager, None
         if manager is not None:
             manager.shutdown()
+            from .._process._pool import stop_unused_helpers
+
+            # No child process left behind: the tracker goes once nothing needs it.
+            stop_unused_helpers(frozenset({"tracker"}) if self._started_tracker else frozenset())
 
 
 class TaskManagerProxy:
@@ -422,6 +429,13 @@ class TaskManagerProxy:
 _MANAGER_ARGS = frozenset(
     {"main_thread_scheduler", "worker_initializer", "worker_initargs", "shared_state"}
 )
+
+
+def _tracker_running() -> bool:
+    from multiprocessing import resource_tracker
+
+    tracker = getattr(resource_tracker, "_resource_tracker", None)
+    return getattr(tracker, "_pid", None) is not None
 
 
 def _check_options(options: dict[str, Any]) -> None:
