@@ -21,7 +21,7 @@ from tasker._process import _pool
 from tasker._process._pool import LISTENER_NAME
 from tasker.testing import drain
 
-from ..stress._probe import our_shm
+from ..stress._probe import new_shm_of_ours
 from . import _work as work
 from ._util import Events, descendants, fd_count, finish, process_gone, settle, wait_gone
 
@@ -138,7 +138,7 @@ def test_shutdown_leaves_no_process_thread_fd_or_segment(tmp_path):
     assert fd_count() == fds_before
     # /dev/shm is machine-wide: only names this process tree can create count
     # (a concurrent loky run, say, adds its own semaphores there).
-    assert our_shm(set(os.listdir("/dev/shm")) - shm_before) == set()
+    assert new_shm_of_ours(shm_before, set(os.listdir("/dev/shm"))) == set()
     manager.shutdown(timeout=1.0)  # idempotent
 
 

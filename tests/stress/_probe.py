@@ -81,6 +81,33 @@ def our_shm(entries: set[str] | frozenset[str]) -> set[str]:
     return {name for name in entries if name.startswith(OUR_SHM_PREFIXES)}
 
 
+def new_shm_of_ours(
+    before: set[str] | frozenset[str], after: set[str] | frozenset[str]
+) -> set[str]:
+    """Entries that appeared between two looks and may be this process tree's leftovers.
+
+    /dev/shm is machine-wide and other programs (another test run, a loky or
+    Dask benchmark) create multiprocessing semaphores there too. An entry that
+    still exists and is mapped or open in a process outside this tree belongs
+    to that process; an entry nobody outside holds counts as ours.
+    """
+    candidates = {n for n in our_shm(set(after) - set(before)) if os.path.exists(f"/dev/shm/{n}")}
+    if not candidates:
+        return set()
+    ours = descendant_pids() | {os.getpid()}
+    held: set[str] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in ours:
+            continue
+        try:
+            with open(f"/proc/{entry}/maps") as maps:
+                text = maps.read()
+        except OSError:
+            continue  # gone, or not ours to read
+        held.update(name for name in candidates if f"/dev/shm/{name}" in text)
+    return candidates - held
+
+
 def tasker_threads() -> list[threading.Thread]:
     """Live threads tasker started (they are all named ``tasker-...``)."""
     return [t for t in threading.enumerate() if t.name.startswith("tasker-")]

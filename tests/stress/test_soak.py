@@ -46,7 +46,7 @@ from tasker import (
 from tasker.testing import run_until
 
 from . import _work
-from ._probe import Snapshot, descendant_pids, our_shm, wait_for
+from ._probe import Snapshot, descendant_pids, new_shm_of_ours, our_shm, wait_for
 
 RSS_TOLERANCE_MIB = 24.0
 RSS_HALF_TOLERANCE_MIB = 8.0
@@ -287,7 +287,7 @@ def soak(total: int, out: Callable[[str], None] = print) -> None:
     foreign = (after.shm ^ before.shm) - our_shm(after.shm ^ before.shm)
     if foreign:
         out(f"  /dev/shm changed by other programs meanwhile (not counted): {sorted(foreign)}")
-    assert our_shm(after.shm) == our_shm(before.shm), after.shm ^ before.shm
+    assert new_shm_of_ours(before.shm, after.shm) == set(), after.shm ^ before.shm
     assert after.children <= before.children
     assert (after.rss_kb - before.rss_kb) / 1024 <= RSS_TOLERANCE_MIB, (
         f"RSS grew by {(after.rss_kb - before.rss_kb) / 1024:.1f} MiB "
