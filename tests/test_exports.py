@@ -85,6 +85,7 @@ def test_manager_constructor_options() -> None:
         "worker_nice",
         "process_backend",
         "event_buffer",
+        "prestart_workers",  # issue 11
     ]
 
 
@@ -97,6 +98,7 @@ def test_manager_methods() -> None:
         "wait_until_settled",
         "shutdown",
         "configure",
+        "start_workers",  # issue 11
         "__iter__",
         "__len__",
     ):

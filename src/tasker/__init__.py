@@ -113,21 +113,10 @@ _STARTERS = frozenset({"add_coroutine", "run_thread", "run_process"})
 
 
 def _importing_main_in_child() -> bool:
-    """True in a tasker worker process, or while a multiprocessing child imports ``__main__``.
+    """True in a tasker worker process, or while a multiprocessing child imports ``__main__``."""
+    from ._runtime import importing_main_in_child
 
-    Worker processes import the application's modules to find the task
-    functions in them; a script that starts tasks at module level (as the
-    quick start does) must not start them again inside every worker.
-    """
-    from ._manager import in_worker_process
-
-    if in_worker_process:
-        return True
-    mp_process = sys.modules.get("multiprocessing.process")
-    if mp_process is None:
-        return False
-    current = mp_process.current_process()
-    return bool(getattr(current, "_inheriting", False))
+    return importing_main_in_child()
 
 
 def _ignored_start(method: str, func: Any, /, *args: Any, **kwargs: Any) -> Task[Any]:

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, TypeVarTuple, Unpack
 
+from . import _runtime
 from ._context import ExecutionContext, ProgressReport
 from ._delivery import Delivery, call_logged
 from ._dispatch import Dispatcher
@@ -55,9 +56,6 @@ P = ParamSpec("P")
 
 logger = logging.getLogger("tasker")
 
-#: Set by the worker-process bootstrap: the global ``task_mgr`` starts nothing there.
-in_worker_process = False
-
 
 class _Default:
     """The type of ``_DEFAULT``: "use the manager's option" for a per-task keyword."""
@@ -82,6 +80,7 @@ _OPTIONS = frozenset(
         "worker_nice",
         "process_backend",
         "event_buffer",
+        "prestart_workers",
     }
 )
 
@@ -111,6 +110,7 @@ class TaskManager:
         worker_nice: int = 5,
         process_backend: ProcessBackend | None = None,
         event_buffer: int | None = DEFAULT_EVENT_BUFFER,
+        prestart_workers: bool = False,
     ) -> None:
         # The manager lock guards the task table, the key map, the delivery inbox
         # and its scheduling flags (Delivery shares it). It is only held for
@@ -136,6 +136,7 @@ class TaskManager:
             worker_nice=worker_nice,
             process_backend=process_backend,
             event_buffer=event_buffer,
+            prestart_workers=prestart_workers,
         )
         #: ``handler(sender, tasks=[live tasks], progress=float)`` on the main thread.
         self.tasks_updated: TasksUpdatedSignal = self._delivery.tasks_updated
@@ -150,6 +151,8 @@ class TaskManager:
         self._process_backend: ExecutionBackend | None = None
         self._async_tasks: dict[int, Any] = {}  # touched on the coroutine loop's thread only
         self._executor_calls: ExecutorCalls | None = None
+        if prestart_workers:
+            self.start_workers()
 
     # ----------------------------------------------------------------- options
 
@@ -164,6 +167,8 @@ class TaskManager:
                 raise RuntimeError("configure() must be called before the first task starts")
             self._apply_options(**options)
             self._delivery.scheduler = scheduler
+        if options.get("prestart_workers"):
+            self.start_workers()
 
     def _apply_options(self, **options: Any) -> None:
         unknown = set(options) - _OPTIONS
@@ -202,6 +207,9 @@ class TaskManager:
             asyncio = sys.modules.get("asyncio")  # no loop can exist unless asyncio is imported
             if asyncio is None or not isinstance(loop, asyncio.AbstractEventLoop):
                 raise TypeError(f"loop must be an asyncio event loop, not {type(loop).__name__}")
+        prestart = options.get("prestart_workers", False)
+        if not isinstance(prestart, bool):
+            raise TypeError(f"prestart_workers must be True or False, not {prestart!r}")
         nice = options.get("worker_nice", 0)
         if isinstance(nice, bool) or not isinstance(nice, int):
             raise TypeError(f"worker_nice must be an int, not {nice!r}")
@@ -336,6 +344,28 @@ class TaskManager:
         grace = self._options["cancel_grace"] if cancel_grace is None else cancel_grace
         backend.submit(task, func, args, kwargs, timeout=task.timeout, cancel_grace=grace)
         return task
+
+    def start_workers(self, n: int | None = None) -> None:
+        """Start worker processes now, ahead of need: up to ``n`` (``None``: ``max_workers``).
+
+        Returns at once; the workers start in the background. A process task
+        submitted once they are up pays no pool start. Call it, say, from
+        ``Gtk.Application``'s ``startup``. Workers already running count toward
+        ``n``. Does nothing with a ``process_backend`` (it has workers of its
+        own), in a worker process, or while a ``multiprocessing`` child imports
+        the main module.
+        """
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ValueError(f"n must be a positive int or None, not {n!r}")
+        if self._options["process_backend"] is not None or _runtime.importing_main_in_child():
+            return
+        with self._lock:
+            if self._shut_down:
+                raise ManagerShutdownError("this TaskManager has been shut down")
+            if not self._started:  # the options are fixed from now on, as after a first task
+                self._started = True
+                atexit.register(_shutdown_at_exit, weakref.ref(self))
+        self._processes().start_workers(n)
 
     def _new_task(
         self,

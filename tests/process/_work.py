@@ -41,7 +41,7 @@ def worker_info(context: ExecutionContext) -> dict[str, Any]:
         "pgid": os.getpgrp(),
         "sigint": signal.getsignal(signal.SIGINT) == signal.SIG_IGN,
         "nice": os.nice(0),
-        "in_worker": sys.modules["tasker._manager"].in_worker_process,
+        "in_worker": sys.modules["tasker._runtime"].in_worker_process,
         "root_level": logging.getLogger().level,
     }
 
@@ -177,7 +177,7 @@ def _refuse_in_parent(origin_pid: int) -> ParentCannotLoad:
 
 
 def _in_worker() -> bool:
-    return bool(sys.modules["tasker._manager"].in_worker_process)
+    return bool(sys.modules["tasker._runtime"].in_worker_process)
 
 
 def return_parent_unloadable(context: ExecutionContext) -> ParentCannotLoad:
@@ -198,8 +198,10 @@ def return_unpicklable(context: ExecutionContext) -> Any:
 
 def event_unpicklable(context: ExecutionContext) -> str:
     """Send an unpicklable payload and report what send_event raised."""
+    import threading
+
     try:
-        context.send_event("bad", lambda: None)
+        context.send_event("bad", threading.Lock())
     except Exception as error:
         return f"{type(error).__name__}: {error}"
     return "no error"
@@ -399,3 +401,26 @@ def rayforge_init(shared_state: Any, tag: str) -> None:
 def rayforge_read_init(context: ExecutionContext) -> tuple[Any, int]:
     """What the Rayforge-style initializer left in this worker."""
     return _rayforge_init, os.getpid()
+
+
+def getenv(context: ExecutionContext, name: str) -> str | None:
+    """The worker's value of environment variable ``name``."""
+    return os.environ.get(name)
+
+
+def loaded_modules(context: ExecutionContext, prefix: str) -> list[str]:
+    """The names of the worker's loaded modules that start with ``prefix``."""
+    return sorted(name for name in sys.modules if name.startswith(prefix))
+
+
+class LockHolder:
+    """An object that cannot be pickled (it holds a lock), with a method to run."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lock = threading.Lock()
+
+    def method(self, context: ExecutionContext) -> int:
+        """Never runs in a worker: its object cannot travel."""
+        return 1

@@ -45,8 +45,8 @@ def test_default_start_method_is_forkserver_on_linux():
 
 def test_seed_examples_run_as_written(tmp_path):
     # The README's CPU example and when_done example, verbatim (bar the import),
-    # at module level of a script: worker processes import that module too,
-    # where the global task_mgr must not start the tasks again.
+    # at module level of a script, without a main guard: workers never import
+    # the script (its functions travel by value), so nothing starts twice.
     script = tmp_path / "seed_app.py"
     script.write_text(
         textwrap.dedent(

@@ -204,7 +204,7 @@ class ParentCannotLoad:
 
 
 def _refuse_outside_worker() -> ParentCannotLoad:
-    if not sys.modules["tasker._manager"].in_worker_process:
+    if not sys.modules["tasker._runtime"].in_worker_process:
         raise RuntimeError("refusing to be unpickled in the parent")
     return ParentCannotLoad()
 
@@ -217,7 +217,7 @@ class ParentCannotLoadError(Exception):
 
 
 def _refuse_error_outside_worker(message: str) -> ParentCannotLoadError:
-    if not sys.modules["tasker._manager"].in_worker_process:
+    if not sys.modules["tasker._runtime"].in_worker_process:
         raise RuntimeError("refusing to unpickle the exception in the parent")
     return ParentCannotLoadError(message)
 

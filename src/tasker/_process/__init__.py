@@ -3,8 +3,9 @@
 ``ProcessPool`` is the parent side (``_pool``); ``_worker`` is the worker's
 main loop; ``_channel`` frames messages on each worker's socket;
 ``_pickling`` handles serialization, out-of-band buffers and error
-transport; ``_flags`` holds the shared-memory cancel flags; ``_logging``
-forwards worker log records.
+transport, by value where a worker cannot import by name; ``_launch`` starts
+workers without importing the application's main script; ``_flags`` holds
+the shared-memory cancel flags; ``_logging`` forwards worker log records.
 """
 
 from __future__ import annotations

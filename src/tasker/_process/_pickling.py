@@ -11,6 +11,15 @@ this by themselves; ``bytes``, ``bytearray`` and ``memoryview`` values do not
 (a tuple, list or dict of up to ``_SCAN_LIMIT`` items) in boxes that reduce
 to a ``PickleBuffer``. Deeper ones still travel correctly, in band.
 
+What a worker can import by name travels by reference, with the standard
+C pickler. What it cannot travels by value, with cloudpickle: functions,
+classes and closures of the application's ``__main__`` (workers never import
+the main script), lambdas and nested functions. ``dumps`` tries the standard
+pickler first and takes cloudpickle only when that fails or the stream names
+``__main__`` (the test Dask uses too: a byte search, nothing per object), so
+library code and large data pay nothing extra. cloudpickle keeps protocol 5
+and the same buffer callback: out-of-band buffers stay zero-copy either way.
+
 Exceptions are checked in the worker: one that does not survive
 ``dumps``/``loads`` is replaced by a ``TaskError`` with its type name,
 message and traceback text.
@@ -20,6 +29,7 @@ from __future__ import annotations
 
 import pickle
 import traceback
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +41,7 @@ __all__ = [
     "dump_call",
     "dump_exception",
     "dumps",
+    "dumps_inband",
     "load_exception",
     "loads",
     "prepare",
@@ -163,8 +174,43 @@ def _dumps_prepared(obj: Any) -> tuple[bytes, Buffers]:
         buffers.append(raw)
         return False
 
-    data = pickle.dumps(obj, protocol=5, buffer_callback=keep)
-    return data, buffers
+    try:
+        data = pickle.dumps(obj, protocol=5, buffer_callback=keep)
+    except Exception:
+        pass  # a lambda, a nested function...: by value below, or the real error from there
+    else:
+        if _MAIN not in data:
+            return data, buffers
+    buffers.clear()
+    return _by_value().dumps(obj, protocol=5, buffer_callback=keep), buffers
+
+
+def dumps_inband(obj: Any) -> bytes:
+    """Pickle ``obj`` in one stream (no out-of-band buffers), by value where needed."""
+    try:
+        data = pickle.dumps(obj, protocol=5)
+    except Exception:
+        pass
+    else:
+        if _MAIN not in data:
+            return data
+    by_value: bytes = _by_value().dumps(obj, protocol=5)
+    return by_value
+
+
+#: A stream that names this module refers to the application's main script,
+#: which a worker never imports (and which the parent's unpickler would take
+#: from its own ``__main__`` anyway): such an object travels by value. Data
+#: that merely contains these bytes takes the by-value path too, which is
+#: slower but just as correct.
+_MAIN = b"__main__"
+
+
+def _by_value() -> Any:
+    """The cloudpickle module, imported when something first travels by value."""
+    import cloudpickle  # type: ignore[import-untyped]
+
+    return cloudpickle
 
 
 def loads(data: Any, buffers: Any = ()) -> Any:
@@ -209,12 +255,90 @@ def _call_error(
         try:
             dumps(value)
         except Exception as piece_error:
+            why = _why_callable_fails(value) if value is fn else None
             return SerializationError(
-                f"{label} of type {describe_type(value)} cannot be pickled: {piece_error}"
+                f"{label} of type {describe_type(value)} cannot be pickled: "
+                f"{why or _error_text(piece_error)}"
             )
     # Each piece pickles alone but not together (a shared unpicklable object
     # is impossible, so this is a pickler limit such as recursion depth).
     return SerializationError(f"the task's function and arguments cannot be pickled: {error}")
+
+
+def _error_text(error: BaseException) -> str:
+    return str(error) or type(error).__name__
+
+
+def _why_callable_fails(fn: object) -> str | None:
+    """Name what a function that travels by value holds and cannot be pickled, if found.
+
+    A function travels with its closure cells, default values and the
+    globals its code uses (when it comes from ``__main__``); a bound method
+    with its object. The usual culprit is a widget: "a closure over 'label',
+    a gi.repository.Gtk.Label".
+    """
+    holder = getattr(fn, "__self__", None)
+    if holder is not None and not isinstance(holder, types.ModuleType):
+        problem = _piece_problem(holder)
+        if problem is not None:
+            return f"it is a method of {_a(holder)}, which cannot be pickled ({problem})"
+    function = getattr(fn, "__func__", fn)
+    if not isinstance(function, types.FunctionType):
+        return None
+    code = function.__code__
+    suggestion = "; pass what the task needs as arguments instead"
+    for name, cell in zip(code.co_freevars, function.__closure__ or (), strict=False):
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        problem = _piece_problem(value)
+        if problem is not None:
+            return (
+                f"it is a closure over {name!r}, {_a(value)}, which cannot be pickled "
+                f"({problem}){suggestion}"
+            )
+    defaults = [*(function.__defaults__ or ()), *(function.__kwdefaults__ or {}).values()]
+    for value in defaults:
+        problem = _piece_problem(value)
+        if problem is not None:
+            return f"a default value, {_a(value)}, cannot be pickled ({problem}){suggestion}"
+    scope = function.__globals__
+    for name in _global_names(code):
+        if name not in scope:
+            continue
+        value = scope[name]
+        if isinstance(value, types.ModuleType):
+            continue  # modules travel by name
+        problem = _piece_problem(value)
+        if problem is not None:
+            return (
+                f"it uses the global {name!r}, {_a(value)}, which cannot be pickled "
+                f"({problem}){suggestion}"
+            )
+    return None
+
+
+def _global_names(code: types.CodeType) -> list[str]:
+    """The global names ``code`` and the functions nested in it may read."""
+    names = list(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names += _global_names(const)
+    return names
+
+
+def _piece_problem(value: object) -> str | None:
+    try:
+        dumps(value)
+    except Exception as error:
+        return _error_text(error)
+    return None
+
+
+def _a(value: object) -> str:
+    name = describe_type(value)
+    return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
 
 
 ErrorMeta = tuple[str, str, str]
@@ -233,7 +357,7 @@ def dump_exception(error: BaseException) -> tuple[ErrorMeta, bytes]:
         message = f"<unprintable {type(error).__name__}>"
     meta = (describe_type(error), message, text)
     try:
-        data = pickle.dumps(error, protocol=5)
+        data = dumps_inband(error)
         pickle.loads(data)
     except Exception:
         data = b""

@@ -55,7 +55,6 @@ import sys
 import threading
 import time
 import traceback
-import types
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -63,8 +62,9 @@ from typing import TYPE_CHECKING, Any
 from .._errors import ManagerShutdownError, SerializationError, TaskError, WorkerCrashedError
 from . import _channel as ch
 from ._flags import CancelFlags, FdArg
+from ._launch import worker_process_class
 from ._logging import handle_forwarded
-from ._pickling import describe_type, dump_call, load_exception, loads
+from ._pickling import describe_type, dump_call, dumps_inband, load_exception, loads
 from ._worker import WorkerOptions
 from ._worker import main as worker_main
 
@@ -79,10 +79,12 @@ __all__ = ["ProcessPool"]
 logger = logging.getLogger("tasker")
 
 LISTENER_NAME = "tasker-process-listener"
-_WORKER_MODULE = "tasker._process._worker"
-#: Preloaded in the fork server with the worker module: every worker imports
-#: it (to set ``in_worker_process``), and ``import tasker`` no longer does.
-_MANAGER_MODULE = "tasker._manager"
+#: Preloaded in the fork server: what every worker imports to start (the worker
+#: loop, the process-wide flags it sets, the process class it is unpickled as).
+_WORKER_MODULES = ("tasker._process._worker", "tasker._runtime", "tasker._process._launch")
+#: ... and this one when the parent has needed it or starts workers ahead of
+#: need, so that a task travelling by value does not make its worker import it.
+_BY_VALUE_MODULE = "cloudpickle"
 #: Socket buffer size asked for on both ends of a channel: fewer system calls for large data.
 _SOCKET_BUFFER = 1 << 20
 
@@ -260,6 +262,8 @@ class ProcessPool:
         self._max_workers = max_workers or os.cpu_count() or 1
         self._initializer = initializer
         self._initargs = tuple(initargs)
+        self._init_data: bytes | None = None  # the pickled (initializer, initargs)
+        self._ahead = False  # start_workers() was called: preload what tasks may need
         self._update_rate = update_rate
         self._nice = worker_nice
 
@@ -339,6 +343,32 @@ class ProcessPool:
         elif worker is not None:
             self._dispatch(worker, job)
         elif wake:
+            self._wake()
+
+    def start_workers(self, n: int | None = None) -> None:
+        """Start workers now, up to ``n`` (``None``: ``max_workers``) in all; returns at once.
+
+        Workers already running or starting count toward ``n``. Each new one
+        starts in the listener thread and waits idle; a task submitted once
+        it is ready is sent to it at once.
+        """
+        wake = False
+        with self._lock:
+            if self._closing:
+                raise self._failure or _shut_down()
+            self._ahead = True
+            self._init_failed = False  # asked explicitly: try the initializer again
+            target = self._max_workers if n is None else min(n, self._max_workers)
+            # Slots in use: workers alive, starting, or about to be started.
+            missing = target - (self._max_workers - len(self._free_slots))
+            while missing > 0 and self._free_slots:
+                self._to_spawn.append(self._free_slots.pop())
+                self._starting += 1
+                missing -= 1
+                wake = True
+            if wake and self._listener is None:
+                self._start_listener_locked()
+        if wake:
             self._wake()
 
     def cancel(self, task: Task[Any]) -> None:
@@ -894,7 +924,8 @@ class ProcessPool:
                 self._kill(worker)
 
     def _spawn(self, slot: int) -> _Worker:
-        context = self._context or self._make_context()
+        if self._context is None:
+            self._make_context()  # sets the fork server's preload before it starts
         flags = self._flags
         selector = self._selector
         assert flags is not None and selector is not None
@@ -909,8 +940,7 @@ class ProcessPool:
                     others = [w.sock.fileno() for w in self._workers.values() if w.sock]
                 close_fds = (parent_sock.fileno(), self._wake_r, self._wake_w, *others)
             options = WorkerOptions(
-                initializer=self._initializer,
-                initargs=self._initargs,
+                init_call=self._init_call(),
                 update_rate=self._update_rate,
                 nice=self._nice,
                 log_level=logging.getLogger().getEffectiveLevel(),
@@ -918,7 +948,7 @@ class ProcessPool:
                 flag_stride=FLAG_STRIDE,
                 pause_offset=self._pause_offset,
             )
-            process = context.Process(  # type: ignore[attr-defined]
+            process = worker_process_class(self._method)(
                 target=worker_main,
                 args=(child_sock, FdArg(flags.fd), flags.size, slot, options),
                 name=f"tasker-worker-{slot}",
@@ -948,25 +978,19 @@ class ProcessPool:
                 server = getattr(forkserver, "_forkserver", None)
                 if server is not None and getattr(server, "_forkserver_pid", 0) is None:
                     _started_helpers.add("forkserver")
-                    preload = list(getattr(server, "_preload_modules", []))
-                    if preload == ["__main__"] and _gtk_loaded():
-                        # The default preload imports the main module in the
-                        # fork server once, so workers start without importing
-                        # it again. A GTK application's main module would
-                        # initialise GTK there (a display connection, maybe
-                        # threads) and hand that state to every worker through
-                        # fork: each worker imports it cleanly instead.
-                        preload = []
-                    # Python 3.11's fork server never actually preloads
-                    # "__main__" (it is not given the path), so each worker
-                    # imports the main module itself. Modules that module is
-                    # likely to import and that are safe to import before a
-                    # fork (no threads, no display connection) are preloaded
-                    # here, so that import finds them already loaded.
-                    extra = [name for name in _SAFE_PRELOAD if name in sys.modules]
-                    if not _workers_import_gi():
-                        extra = []  # it would only delay the first worker
-                    for name in [_WORKER_MODULE, _MANAGER_MODULE, *extra]:
+                    # Never "__main__" (the default): workers do not import the
+                    # application's main script, and the fork server must not
+                    # either (a GTK application's would load GTK and open a
+                    # display there, and hand both to every worker by fork).
+                    preload = [
+                        name
+                        for name in getattr(server, "_preload_modules", [])
+                        if name != "__main__"
+                    ]
+                    wanted = list(_WORKER_MODULES)
+                    if self._ahead or _BY_VALUE_MODULE in sys.modules:
+                        wanted.append(_BY_VALUE_MODULE)
+                    for name in wanted:
                         if name not in preload:
                             preload.append(name)
                     server.set_forkserver_preload(preload)
@@ -978,6 +1002,23 @@ class ProcessPool:
                     _started_helpers.add("tracker")
         self._context = multiprocessing.get_context(self._method)
         return self._context
+
+    def _init_call(self) -> bytes | None:
+        """The pickled ``(initializer, initargs)`` workers run first (pickled once, by value
+        where needed); ``SerializationError`` if it cannot be pickled."""
+        if self._initializer is None:
+            return None
+        if self._init_data is None:
+            try:
+                self._init_data = dumps_inband((self._initializer, self._initargs))
+            except Exception as unnamed:
+                error: Exception = unnamed
+                try:
+                    dump_call(self._initializer, self._initargs, {})
+                except SerializationError as named:  # names the piece, as for a task
+                    error = named
+                raise SerializationError(f"the worker initializer: {error}") from error
+        return self._init_data
 
     # ------------------------------------------------------ worker messages
 
@@ -1338,34 +1379,6 @@ def _prefetch_depth(elapsed: float) -> int:
     if elapsed >= PREFETCH_LIMIT:
         return 0
     return min(PREFETCH_DEPTH, max(1, int(PREFETCH_LIMIT / max(elapsed, 1e-9))))
-
-
-def _gtk_loaded() -> bool:
-    return any(name in sys.modules for name in _GTK_MODULES)
-
-
-_GTK_MODULES = ("gi.repository.Gtk", "gi.repository.Gdk", "gi.repository.GdkX11")
-#: Preloaded in the fork server when the application has loaded them: slow to
-#: import, and importing them starts no thread and opens no display.
-_SAFE_PRELOAD = ("gi", "gi.repository.GLib", "gi.repository.GObject", "gi.repository.Gio")
-
-
-def _workers_import_gi() -> bool:
-    """True if each worker will import a main module that imports PyGObject itself."""
-    main = sys.modules.get("__main__")
-    if main is None:
-        return False
-    spec_name = getattr(getattr(main, "__spec__", None), "name", None)
-    if spec_name is not None:
-        if spec_name == "__main__" or spec_name.endswith(".__main__"):
-            return False  # multiprocessing does not import a package's __main__ in children
-    elif getattr(main, "__file__", None) is None:
-        return False  # python -c, or interactive: nothing to import
-    return any(
-        isinstance(value, types.ModuleType)
-        and (value.__name__ == "gi" or value.__name__.startswith("gi."))
-        for value in list(vars(main).values())
-    )
 
 
 def _shut_down() -> ManagerShutdownError:

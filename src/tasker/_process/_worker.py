@@ -42,6 +42,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from .. import _runtime
 from .._context import ExecutionContext, ProgressReport
 from .._errors import SerializationError
 from . import _channel as ch
@@ -50,8 +51,6 @@ from ._logging import install as install_logging
 from ._pickling import describe_type, dump_exception, dumps, loads
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from gi.repository import Gio
 
 __all__ = ["WorkerOptions", "main"]
@@ -63,8 +62,7 @@ class WorkerOptions:
     __slots__ = (
         "close_fds",
         "flag_stride",
-        "initargs",
-        "initializer",
+        "init_call",
         "log_level",
         "nice",
         "pause_offset",
@@ -74,8 +72,7 @@ class WorkerOptions:
     def __init__(
         self,
         *,
-        initializer: Callable[..., object] | None,
-        initargs: tuple[Any, ...],
+        init_call: bytes | None,
         update_rate: float,
         nice: int,
         log_level: int,
@@ -83,8 +80,9 @@ class WorkerOptions:
         flag_stride: int = 2,
         pause_offset: int = -1,
     ) -> None:
-        self.initializer = initializer
-        self.initargs = initargs
+        # The pickled (initializer, initargs): by value where needed (see _pickling),
+        # which multiprocessing's own pickling of this object would not do.
+        self.init_call = init_call
         self.update_rate = update_rate
         self.nice = nice
         self.log_level = log_level
@@ -120,9 +118,7 @@ def _become_worker(options: WorkerOptions) -> None:
         # them would hide the parent's death from our siblings and from us.
         with contextlib.suppress(OSError):
             os.close(fd)
-    from .. import _manager
-
-    _manager.in_worker_process = True
+    _runtime.in_worker_process = True
 
 
 class Worker:
@@ -166,10 +162,11 @@ class Worker:
         ).start()
         threading.Thread(target=self.sender.run, name="tasker-progress", daemon=True).start()
         install_logging(self._send_log, self.options.log_level)
-        initializer = self.options.initializer
-        if initializer is not None:
+        init_call = self.options.init_call
+        if init_call is not None:
             try:
-                initializer(*self.options.initargs)
+                initializer, initargs = loads(init_call)
+                initializer(*initargs)
             except BaseException as error:
                 meta, data = dump_exception(error)
                 self.send(ch.INIT_FAILED, 0, [pickle.dumps(meta, 5), data])
@@ -298,8 +295,15 @@ class Worker:
         try:
             window = ch.COUNT.unpack_from(segments[0])[0]
             fn, args, kwargs = loads(segments[1], segments[2:])
-        except BaseException as error:
-            self._send_error(tag, report, error)
+        except Exception as error:
+            # Pickled by reference in the parent but not importable here (a
+            # module the parent made at run time, or one not on sys.path).
+            failure = SerializationError(
+                "the task's function or arguments cannot be unpickled in the worker: "
+                f"{type(error).__name__}: {error}"
+            )
+            failure.__cause__ = error
+            self._send_error(tag, report, failure)
             return
         segments.clear()  # drop the pickles (and large argument buffers) early
         pause_index = self._pause_index(flag_index)
