@@ -359,8 +359,8 @@ class ProcessPool:
             self._ahead = True
             self._init_failed = False  # asked explicitly: try the initializer again
             target = self._max_workers if n is None else min(n, self._max_workers)
-            # Slots in use: workers alive, starting, or about to be started.
-            missing = target - (self._max_workers - len(self._free_slots))
+            # Workers alive, starting or about to be started, retiring ones aside.
+            missing = target - (self._slots - len(self._free_slots) - self._retiring)
             while missing > 0 and self._free_slots:
                 self._to_spawn.append(self._free_slots.pop())
                 self._starting += 1
