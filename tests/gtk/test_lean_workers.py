@@ -14,7 +14,7 @@ from ._display import load_gtk
 
 Gtk = load_gtk()
 
-from tasker import SerializationError, TaskManager, ThreadDispatcher  # noqa: E402
+from tasker import GLibDispatcher, SerializationError, TaskManager  # noqa: E402
 
 pytestmark = pytest.mark.gtk
 
@@ -85,7 +85,7 @@ def test_closure_over_a_widget_fails_naming_the_widget():
     def read_label(context):
         return label.get_text()
 
-    manager = TaskManager(ThreadDispatcher(), max_workers=1)
+    manager = TaskManager(GLibDispatcher(), max_workers=1)
     try:
         task = manager.run_process(read_label)
         assert manager.wait_until_settled(timeout=30)
