@@ -37,6 +37,7 @@ from .._errors import RemoteTraceback, SerializationError, TaskError
 
 __all__ = [
     "OOB_THRESHOLD",
+    "by_value",
     "describe_type",
     "dump_call",
     "dump_exception",
@@ -182,7 +183,7 @@ def _dumps_prepared(obj: Any) -> tuple[bytes, Buffers]:
         if _MAIN not in data:
             return data, buffers
     buffers.clear()
-    return _by_value().dumps(obj, protocol=5, buffer_callback=keep), buffers
+    return by_value().dumps(obj, protocol=5, buffer_callback=keep), buffers
 
 
 def dumps_inband(obj: Any) -> bytes:
@@ -194,8 +195,8 @@ def dumps_inband(obj: Any) -> bytes:
     else:
         if _MAIN not in data:
             return data
-    by_value: bytes = _by_value().dumps(obj, protocol=5)
-    return by_value
+    pickled: bytes = by_value().dumps(obj, protocol=5)
+    return pickled
 
 
 #: A stream that names this module refers to the application's main script,
@@ -206,7 +207,7 @@ def dumps_inband(obj: Any) -> bytes:
 _MAIN = b"__main__"
 
 
-def _by_value() -> Any:
+def by_value() -> Any:
     """The cloudpickle module, imported when something first travels by value."""
     import cloudpickle  # type: ignore[import-untyped]
 

@@ -64,7 +64,7 @@ from . import _channel as ch
 from ._flags import CancelFlags, FdArg
 from ._launch import worker_process_class
 from ._logging import handle_forwarded
-from ._pickling import describe_type, dump_call, dumps_inband, load_exception, loads
+from ._pickling import by_value, describe_type, dump_call, dumps_inband, load_exception, loads
 from ._worker import WorkerOptions
 from ._worker import main as worker_main
 
@@ -1000,6 +1000,10 @@ class ProcessPool:
                 tracker = getattr(resource_tracker, "_resource_tracker", None)
                 if tracker is not None and getattr(tracker, "_pid", 0) is None:
                     _started_helpers.add("tracker")
+        if self._ahead:
+            # In the parent too, here in the listener thread: the first task
+            # that travels by value then does not import it on the main thread.
+            by_value()
         self._context = multiprocessing.get_context(self._method)
         return self._context
 
