@@ -2,22 +2,23 @@
 #
 # Everything runs from the project virtualenv in $(VENV) through explicit
 # .venv/bin paths; nothing needs an activated venv.  `make setup` installs
-# missing Debian packages (as root) and (re)installs the project into the venv
-# only when pyproject.toml is newer than the install stamp, so repeated runs are
-# fast no-ops.
+# missing Debian packages (as root), rebuilds a broken venv (scripts/setup-venv.sh
+# says why in one line) and (re)installs the project into it only when
+# pyproject.toml is newer than the install stamp, so repeated runs are fast
+# no-ops.  Without PYTHON=..., scripts/find-python.sh picks the interpreter:
+# python3 when it is >= 3.11, else the newest python3.1x on PATH.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
-PYTHON      ?= python3
+PYTHON      ?= $(shell scripts/find-python.sh)
 VENV        ?= .venv
 EXTRAS      ?= gtk,dev,bench,dask
 PYTEST_ARGS ?=
 SOAK_TIMEOUT ?= 3600
 
 PY         := $(VENV)/bin/python
-STAMP      := $(VENV)/.installed
 # benchmarks/ may not exist yet; lint only the directories that do.
 CODE_DIRS  := $(wildcard src tests benchmarks)
 # xvfb-run's default screen is 8 bit deep, too poor for GTK 4 screenshots.
@@ -25,7 +26,7 @@ XVFB_RUN   := xvfb-run -a -s '-screen 0 1280x1024x24'
 
 export PYTHON
 
-.PHONY: help setup system-deps lint format typecheck pytest test demo bench soak clean
+.PHONY: help setup system-deps repo-check fresh-check lint format typecheck pytest test demo bench soak clean
 
 help:
 	@echo "make test       set up, then lint, typecheck and run the test suite (what CI runs)"
@@ -37,25 +38,26 @@ help:
 	@echo "make typecheck  mypy --strict src"
 	@echo "make pytest     only the test suite (no lint/typecheck)"
 	@echo "make setup      system packages + $(VENV) with the project installed editable"
+	@echo "make fresh-check  clone HEAD to a temporary folder and run make test + make demo there"
 	@echo "make clean      remove $(VENV), caches and build artefacts"
 	@echo "Variables: PYTHON=$(PYTHON) VENV=$(VENV) PYTEST_ARGS='...' SKIP_SYSTEM_DEPS=1"
 
 # --- set-up -----------------------------------------------------------------
 
-setup: system-deps $(STAMP)
+setup: system-deps
+	@echo "make: using $(PYTHON) ($$($(PYTHON) -V 2>&1))"
+	@PYTHON='$(PYTHON)' VENV='$(VENV)' EXTRAS='$(EXTRAS)' scripts/setup-venv.sh
 
 system-deps:
 	@scripts/system-deps.sh
 
-$(PY): | system-deps
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
-	    echo "error: tasker needs Python >= 3.11; '$(PYTHON)' is $$($(PYTHON) -V 2>&1)." >&2; \
-	    echo "       Run make with PYTHON=/path/to/python3.11+" >&2; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-
-$(STAMP): pyproject.toml | system-deps $(PY)
-	$(PY) -m pip install --disable-pip-version-check -e '.[$(EXTRAS)]'
-	@touch $@
+# Fails when git tracks a path that .gitignore ignores (0.1 shipped a .venv).
+repo-check:
+	@git rev-parse --git-dir >/dev/null 2>&1 || exit 0; \
+	tracked=$$(git ls-files -ci --exclude-standard); \
+	if [ -n "$$tracked" ]; then \
+	    echo "error: git tracks ignored paths (build or run output):" >&2; \
+	    echo "$$tracked" | head -20 >&2; exit 1; fi
 
 # --- checks -----------------------------------------------------------------
 
@@ -75,7 +77,7 @@ typecheck: setup
 pytest: setup
 	$(PY) -m pytest -m "not soak" $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+test: repo-check lint typecheck pytest
 
 # --- running ----------------------------------------------------------------
 
@@ -95,6 +97,10 @@ bench: setup
 
 soak: setup
 	TASKER_SOAK=1 $(PY) -m pytest -m soak --timeout=$(SOAK_TIMEOUT) tests/ $(PYTEST_ARGS)
+
+# What CI does, on a clean clone of HEAD with the distribution's python3.
+fresh-check:
+	scripts/fresh-clone-check.sh
 
 # --- cleaning ---------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 # ones that are missing. Called by `make setup`; safe to run any number of times.
 #
 # Needed for:
-#   libgirepository1.0-dev libcairo2-dev pkg-config gcc  building PyGObject and pycairo
+#   libgirepository-2.0-dev (GLib >= 2.80: Debian 13) or
+#   libgirepository1.0-dev (Debian 12)                   building PyGObject (see below)
+#   libcairo2-dev pkg-config gcc                         building PyGObject and pycairo
 #   gir1.2-gtk-4.0                                       the GTK 4 typelibs (tasker.gtk, demo)
 #   xvfb xauth                                           headless display for tests and `make demo`
 #   python3 python3-venv python3-dev                     only when $PYTHON lacks them
@@ -15,8 +17,7 @@
 set -euo pipefail
 
 PYTHON="${PYTHON:-python3}"
-BASE_PACKAGES="libgirepository1.0-dev libcairo2-dev pkg-config gir1.2-gtk-4.0 xvfb xauth gcc"
-read -r -a packages <<<"${SYSTEM_PACKAGES:-$BASE_PACKAGES}"
+BASE_PACKAGES="libcairo2-dev pkg-config gir1.2-gtk-4.0 xvfb xauth gcc"
 
 log() { printf 'system-deps: %s\n' "$*" >&2; }
 
@@ -27,8 +28,41 @@ fi
 
 if ! command -v dpkg >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
     log "not a Debian-like system (no dpkg/apt-get); make sure the equivalents of"
-    log "  ${packages[*]} and Python >= 3.11 with headers and venv are installed"
+    log "  ${SYSTEM_PACKAGES:-$BASE_PACKAGES} and the girepository-2.0 headers (or, with"
+    log "  GLib < 2.80, girepository-1.0's) and Python >= 3.11 with headers and venv are installed"
     exit 0
+fi
+
+installed() {
+    dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed$'
+}
+
+# PyGObject >= 3.52 builds against girepository-2.0, which Debian 13 has
+# (libgirepository-2.0-dev) and Debian 12 does not; there `make setup` holds
+# PyGObject below 3.52, which builds against libgirepository1.0-dev.
+girepository_package() {
+    if installed libgirepository-2.0-dev; then
+        echo libgirepository-2.0-dev
+        return
+    fi
+    # A fresh machine has no package lists yet: without them apt-cache knows
+    # no package, and Debian 13 would wrongly get the old library.
+    if ! compgen -G '/var/lib/apt/lists/*Packages*' >/dev/null && ((EUID == 0)); then
+        log "no apt package lists yet: apt-get update"
+        apt-get update >&2
+    fi
+    if apt-cache policy libgirepository-2.0-dev 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+        echo libgirepository-2.0-dev
+    else
+        echo libgirepository1.0-dev
+    fi
+}
+
+if [[ -n "${SYSTEM_PACKAGES:-}" ]]; then
+    read -r -a packages <<<"$SYSTEM_PACKAGES"
+else
+    read -r -a packages <<<"$BASE_PACKAGES"
+    packages+=("$(girepository_package)")
 fi
 
 # Python itself: the interpreter, its venv support and its C headers.
@@ -45,9 +79,6 @@ else
     python_headers || packages+=(python3-dev)
 fi
 
-installed() {
-    dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed$'
-}
 missing=()
 for pkg in "${packages[@]}"; do
     installed "$pkg" || missing+=("$pkg")

@@ -115,6 +115,30 @@ def test_list_view_rows_show_their_task_and_cancel_the_right_one(
     run_until(lambda: view.placeholder.get_mapped())
 
 
+def test_a_row_waiting_for_a_worker_says_so(window: Any) -> None:
+    from tasker import GLibDispatcher
+
+    manager = TaskManager(GLibDispatcher(), max_threads=1)
+    try:
+        view = TaskListView(manager=manager)
+        show(window, view)
+        busy, waiting = Gate(), Gate()
+        manager.run_thread(busy, 0.1, "busy at work", key="busy")
+        queued = manager.run_thread(waiting, key="queued")
+        run_until(lambda: set(rows_by_key(view)) == {"busy", "queued"} and busy.entered.is_set())
+        row = rows_by_key(view)["queued"]
+        assert queued.get_status() == "pending"
+        assert row.message.get_text() == "Waiting for a worker"
+        busy.open()
+        run_until(lambda: waiting.entered.is_set())
+        run_until(lambda: row.status.get_text() == "Running")
+        assert row.message.get_text() == ""
+        waiting.open()
+        assert manager.wait_until_settled(10)
+    finally:
+        manager.shutdown()
+
+
 def test_rows_show_final_states_errors_and_cancelling(
     task_manager: TaskManager, window: Any
 ) -> None:

@@ -10,6 +10,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+try:
+    import gi  # noqa: F401 - only to say what to install when it is missing
+except ModuleNotFoundError as error:  # pragma: no branch - depends on the machine
+    raise ModuleNotFoundError(
+        "tasker.gtk needs PyGObject, which is not installed: "
+        'pip install "tasker-gtk[gtk]". Building PyGObject needs the system packages '
+        "libgirepository-2.0-dev (Debian 13; libgirepository1.0-dev on Debian 12), "
+        "libcairo2-dev, pkg-config, gcc and python3-dev, and GTK 4 needs gir1.2-gtk-4.0 "
+        "(Fedora: gobject-introspection-devel cairo-gobject-devel gtk4; "
+        "Arch: gobject-introspection cairo gtk4). See the README's Installation section.",
+        name="gi",
+    ) from error
+
 from ._mainloop import main_loop_manager, shutdown_async
 from ._model import TaskItem, TaskListModel, WrongThreadError
 

@@ -50,6 +50,13 @@ def status_text(status: str, can_cancel: bool = True) -> str:
         return status
 
 
+def placeholder_message(status: str, kind: str) -> str:
+    """What a row says under its key while the task has reported no message."""
+    if status == TaskStatus.PENDING:
+        return "Waiting to start" if kind == "coroutine" else "Waiting for a worker"
+    return ""  # the status label beside it already says "Running", "Done", ...
+
+
 def _set_accessible_label(widget: Gtk.Widget, label: str) -> None:
     widget.update_property([Gtk.AccessibleProperty.LABEL], [label])
 
@@ -244,7 +251,7 @@ class TaskRow(Gtk.Box):
             self.message.add_css_class("error")
             self.message.remove_css_class("dim-label")
         else:
-            self.message.set_text(item.message or f"{item.kind} task")
+            self.message.set_text(item.message or placeholder_message(status, item.kind))
             self.message.remove_css_class("error")
             self.message.add_css_class("dim-label")
         self.message.set_tooltip_text(error or item.message or None)
