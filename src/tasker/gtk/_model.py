@@ -54,7 +54,10 @@ class TaskItem(GObject.Object):
     completed), ``message`` (``""`` when none), ``task-id``, ``error``
     (``"TypeName: message"`` of a failed task, else ``""``), ``finished``
     (the status is final) and ``can-cancel`` (live and not yet asked to
-    stop). The ``task`` attribute is the ``tasker.Task`` itself.
+    stop); ``eta`` (estimated seconds left, ``-1.0`` while unknown; see
+    ``Task.get_eta``), ``pause-state`` (``""``, ``"pausing"`` or
+    ``"paused"``) and ``weight`` (its share of the overall progress). The
+    ``task`` attribute is the ``tasker.Task`` itself.
     """
 
     __gtype_name__ = "TaskerTaskItem"
@@ -72,6 +75,9 @@ class TaskItem(GObject.Object):
         self._error = ""
         self._finished = False
         self._can_cancel = False
+        self._eta = -1.0
+        self._pause_state = ""
+        self._weight = float(task.weight)
         self.sync()
 
     @property
@@ -89,6 +95,35 @@ class TaskItem(GObject.Object):
         if threading.get_ident() == self._owner:
             self.sync()
         return cancelled
+
+    def pause(self) -> bool:
+        """Pause the task (see ``Task.pause``); True if it was live and not paused yet."""
+        paused = self._task.pause()
+        if threading.get_ident() == self._owner:
+            self.sync()
+        return paused
+
+    def resume(self) -> bool:
+        """Resume the task (see ``Task.resume``); True if it was paused or pausing."""
+        resumed = self._task.resume()
+        if threading.get_ident() == self._owner:
+            self.sync()
+        return resumed
+
+    @GObject.Property(type=float, default=-1.0, minimum=-1.0, nick="ETA")
+    def eta(self) -> float:
+        """Estimated seconds left (to a tenth), ``-1.0`` while unknown or once finished."""
+        return self._eta
+
+    @GObject.Property(type=str, default="", nick="Pause state")
+    def pause_state(self) -> str:
+        """``""``, ``"pausing"`` (not yet at a checkpoint) or ``"paused"`` (``pause-state``)."""
+        return self._pause_state
+
+    @GObject.Property(type=float, default=1.0, minimum=0.0, nick="Weight")
+    def weight(self) -> float:
+        """The task's weight in the overall progress (``weight=`` when it was started)."""
+        return self._weight
 
     @GObject.Property(type=str, default="", nick="Key", blurb="The task's key, as text")
     def key(self) -> str:
@@ -150,6 +185,10 @@ class TaskItem(GObject.Object):
         message = task.get_message() or ""
         error = describe_error(task.exception()) if status is TaskStatus.FAILED else ""
         can_cancel = not finished and not task.is_cancelled()
+        eta_seconds = None if finished else task.get_eta()
+        # A tenth of a second: the row shows minutes, and fewer notifications.
+        eta = -1.0 if eta_seconds is None else round(eta_seconds, 1)
+        pause_state = task.get_pause_state() or ""
         changed: list[str] = []
         if status != self._status:
             self._status = str(status.value)
@@ -169,6 +208,12 @@ class TaskItem(GObject.Object):
         if can_cancel != self._can_cancel:
             self._can_cancel = can_cancel
             changed.append("can-cancel")
+        if eta != self._eta:
+            self._eta = eta
+            changed.append("eta")
+        if pause_state != self._pause_state:
+            self._pause_state = pause_state
+            changed.append("pause-state")
         if not changed:
             return False
         with self.freeze_notify():

@@ -21,7 +21,7 @@ from ._model import TaskItem, TaskListModel, check_thread
 if TYPE_CHECKING:
     from .._manager import TaskManager
 
-__all__ = ["TaskListView", "TaskProgressBar", "status_text"]
+__all__ = ["TaskListView", "TaskProgressBar", "eta_text", "status_text"]
 
 _STATUS_TEXT = {
     TaskStatus.PENDING: "Waiting",
@@ -40,10 +40,18 @@ _STATUS_CLASS = {
 _ALL_STATUS_CLASSES = ("dim-label", "success", "error", "warning", "accent")
 
 
-def status_text(status: str, can_cancel: bool = True) -> str:
-    """A short human label for a status; a live task asked to stop reads "Cancelling…"."""
-    if status in (TaskStatus.PENDING, TaskStatus.RUNNING) and not can_cancel:
-        return "Cancelling…"
+def status_text(status: str, can_cancel: bool = True, pause_state: str = "") -> str:
+    """A short human label for a status; a live task asked to stop reads "Cancelling…".
+
+    A live task asked to pause reads "Pausing…" until it is "Paused".
+    """
+    if status in (TaskStatus.PENDING, TaskStatus.RUNNING):
+        if not can_cancel:
+            return "Cancelling…"
+        if pause_state == "paused":
+            return "Paused"
+        if pause_state == "pausing":
+            return "Pausing…"
     try:
         return _STATUS_TEXT[TaskStatus(status)]
     except ValueError:
@@ -55,6 +63,28 @@ def placeholder_message(status: str, kind: str) -> str:
     if status == TaskStatus.PENDING:
         return "Waiting to start" if kind == "coroutine" else "Waiting for a worker"
     return ""  # the status label beside it already says "Running", "Done", ...
+
+
+def eta_text(seconds: float | None) -> str:
+    """Time left in words, as people say it: "about 2 min left"; ``""`` when unknown.
+
+    Rounded more coarsely as the time grows, so the text does not flicker
+    with every update: 5 s steps under a minute, minutes under 90 minutes,
+    then hours and quarter hours.
+    """
+    if seconds is None or seconds < 0 or seconds != seconds:
+        return ""
+    if seconds < 5:
+        return "a few seconds left"
+    if seconds < 55:
+        return f"about {max(5, round(seconds / 5) * 5)} s left"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"about {max(1, minutes)} min left"
+    hours, quarters = divmod(round(seconds / 900), 4)
+    if quarters == 0:
+        return f"about {hours} h left"
+    return f"about {hours} h {quarters * 15} min left"
 
 
 def _set_accessible_label(widget: Gtk.Widget, label: str) -> None:
@@ -142,14 +172,24 @@ class TaskProgressBar(Gtk.Box):
         self.progress_bar.set_fraction(progress)
         percent = f"{progress * 100:.0f} %"
         count = len(live)
-        self.progress_bar.set_text(percent if count == 1 else f"{count} tasks · {percent}")
+        text_parts = [percent] if count == 1 else [f"{count} tasks", percent]
+        manager = self._manager
+        left = eta_text(manager.get_overall_eta()) if manager is not None else ""
+        if left:
+            text_parts.append(left)
+        self.progress_bar.set_text(" · ".join(text_parts))
         _set_accessible_description(self.progress_bar, text)
         if self._hide_when_idle:
             self.set_visible(True)
 
 
 class TaskRow(Gtk.Box):
-    """One row of ``TaskListView``: key, kind, message or error, progress, status, cancel."""
+    """One row of ``TaskListView``: key, kind, time left, message or error, progress,
+    status, a pause/resume toggle and a cancel button.
+
+    The toggle pauses cooperatively (``TaskItem.pause``): the task pauses at its
+    next ``context.checkpoint()``, showing "Pausing…" until then.
+    """
 
     __gtype_name__ = "TaskerTaskRow"
 
@@ -167,8 +207,13 @@ class TaskRow(Gtk.Box):
         self.kind = Gtk.Label(xalign=0.0)
         self.kind.add_css_class("caption")
         self.kind.add_css_class("dim-label")
+        self.eta = Gtk.Label(xalign=1.0, hexpand=True)
+        self.eta.add_css_class("caption")
+        self.eta.add_css_class("dim-label")
+        self.eta.add_css_class("numeric")
         heading.append(self.title)
         heading.append(self.kind)
+        heading.append(self.eta)
         self.message = Gtk.Label(xalign=0.0, ellipsize=Pango.EllipsizeMode.END)
         self.message.add_css_class("caption")
         self.progress_bar = Gtk.ProgressBar(valign=Gtk.Align.CENTER)
@@ -182,9 +227,17 @@ class TaskRow(Gtk.Box):
         self.cancel_button.add_css_class("flat")
         self.cancel_button.add_css_class("circular")
         self.cancel_button.connect("clicked", self._on_cancel_clicked)
+        self.pause_button = Gtk.ToggleButton(
+            icon_name="media-playback-pause-symbolic", valign=Gtk.Align.CENTER
+        )
+        self.pause_button.add_css_class("flat")
+        self.pause_button.add_css_class("circular")
+        self._showing = False
+        self.pause_button.connect("toggled", self._on_pause_toggled)
 
         self.append(text)
         self.append(self.status)
+        self.append(self.pause_button)
         self.append(self.cancel_button)
 
         self._item: TaskItem | None = None
@@ -207,6 +260,7 @@ class TaskRow(Gtk.Box):
             item.bind_property("kind", self.kind, "label", flags),
             item.bind_property("progress", self.progress_bar, "fraction", flags),
             item.bind_property("can-cancel", self.cancel_button, "sensitive", flags),
+            item.bind_property("can-cancel", self.pause_button, "sensitive", flags),
         ]
         self._notify_handler = item.connect("notify", self._on_item_notify)
         key = item.key
@@ -227,7 +281,15 @@ class TaskRow(Gtk.Box):
 
     def _on_item_notify(self, item: TaskItem, pspec: GObject.ParamSpec) -> None:
         check_thread(self._owner, "TaskRow update")
-        if pspec.name in ("status", "message", "error", "can-cancel", "progress"):
+        if pspec.name in (
+            "status",
+            "message",
+            "error",
+            "can-cancel",
+            "progress",
+            "eta",
+            "pause-state",
+        ):
             self._refresh()
 
     def _refresh(self) -> None:
@@ -237,13 +299,16 @@ class TaskRow(Gtk.Box):
         status: str = item.status
         can_cancel: bool = item.can_cancel
         error: str = item.error
-        label = status_text(status, can_cancel)
+        pause_state: str = item.pause_state
+        label = status_text(status, can_cancel, pause_state)
         self.status.set_text(label)
         for css in _ALL_STATUS_CLASSES:
             self.status.remove_css_class(css)
         css_class = _STATUS_CLASS.get(TaskStatus(status)) if status else None
         if status in (TaskStatus.PENDING, TaskStatus.RUNNING) and not can_cancel:
             css_class = "warning"
+        elif pause_state and status in (TaskStatus.PENDING, TaskStatus.RUNNING):
+            css_class = "accent"
         if css_class:
             self.status.add_css_class(css_class)
         if error:
@@ -255,8 +320,36 @@ class TaskRow(Gtk.Box):
             self.message.remove_css_class("error")
             self.message.add_css_class("dim-label")
         self.message.set_tooltip_text(error or item.message or None)
+        eta: float = item.eta
+        left = eta_text(eta if eta >= 0 else None) if status == TaskStatus.RUNNING else ""
+        self.eta.set_text(left)
+        paused = bool(pause_state)
+        # Showing the state must not toggle it again.
+        self._showing = True
+        try:
+            self.pause_button.set_active(paused)
+        finally:
+            self._showing = False
+        self.pause_button.set_icon_name(
+            "media-playback-start-symbolic" if paused else "media-playback-pause-symbolic"
+        )
+        action = f"Resume {item.key}" if paused else f"Pause {item.key}"
+        self.pause_button.set_tooltip_text(action)
+        _set_accessible_label(self.pause_button, action)
         percent = round(item.progress * 100)
-        _set_accessible_label(self, f"{item.key}: {label}, {percent} percent")
+        spoken = f"{item.key}: {label}, {percent} percent"
+        _set_accessible_label(self, f"{spoken}, {left}" if left else spoken)
+
+    def _on_pause_toggled(self, button: Gtk.ToggleButton) -> None:
+        check_thread(self._owner, "TaskRow pause")
+        item = self._item
+        if item is None or self._showing:
+            return
+        if button.get_active():
+            item.pause()
+        else:
+            item.resume()
+        self._refresh()  # the item may not have changed (a final task): show what is true
 
     def _on_cancel_clicked(self, button: Gtk.Button) -> None:
         check_thread(self._owner, "TaskRow cancel")
