@@ -638,12 +638,16 @@ class TaskManager:
         """Pause every live task (``Task.pause``); returns how many were paused.
 
         With ``freeze=True`` process tasks are frozen (SIGSTOP) and the others
-        paused cooperatively.
+        paused cooperatively. Tasks on a backend that cannot pause
+        (``tasker.dask``) are left running.
         """
         with self._lock:
             tasks = list(self._tasks.values())
+        pausing = self._pausing
         return sum(
-            self._pausing.pause(task, freeze and task.kind is TaskKind.PROCESS) for task in tasks
+            pausing.pause(task, freeze and task.kind is TaskKind.PROCESS)
+            for task in tasks
+            if pausing.can_pause(task)  # process tasks on tasker.dask cannot pause
         )
 
     def resume_all(self) -> int:

@@ -57,6 +57,12 @@ class PauseControl:
                 f"freeze=True stops a worker process; task {task.key!r} is a {task.kind.value} "
                 "task: pause it without freeze and call context.checkpoint() in it"
             )
+        backend = self._backend(task)
+        if task.kind is TaskKind.PROCESS and backend is None:
+            raise RuntimeError(
+                f"task {task.key!r} runs on {type(self._manager._process_backend).__name__}, "
+                "which cannot pause tasks"
+            )
         with self._lock:
             if task._status.is_final or task._stop_reason is not None or task._pause_state:
                 return False
@@ -73,11 +79,25 @@ class PauseControl:
                 task._frozen = freeze and not pending
             else:
                 task._pause_state = "pausing"
-        pool = self._manager._process_pool
-        if task.kind is TaskKind.PROCESS and pool is not None:
-            pool.pause(task, freeze and not pending)
+        if backend is not None:
+            backend.pause(task, freeze and not pending)
         self._manager._delivery.post(None)
         return True
+
+    def can_pause(self, task: Task[Any]) -> bool:
+        """False for a process task whose backend cannot pause (``tasker.dask``)."""
+        return task.kind is not TaskKind.PROCESS or self._backend(task) is not None
+
+    def _backend(self, task: Task[Any]) -> Any:
+        """The backend that pauses a process task (it has ``pause``/``resume``), or None."""
+        if task.kind is not TaskKind.PROCESS:
+            return None
+        backend = self._manager._process_backend
+        if backend is None:  # submitted before any backend was chosen: cannot happen
+            return None
+        if callable(getattr(backend, "pause", None)) and callable(getattr(backend, "resume", None)):
+            return backend
+        return None
 
     def resume(self, task: Task[Any]) -> bool:
         """See ``Task.resume``."""
@@ -92,9 +112,9 @@ class PauseControl:
             event = task._resumed
         if event is not None:
             event.set()
-        pool = self._manager._process_pool
-        if task.kind is TaskKind.PROCESS and pool is not None:
-            pool.resume(task)
+        backend = self._backend(task)
+        if backend is not None:
+            backend.resume(task)
         if held is not None:
             held()  # a pending task that reached its start while paused: start it now
         self._manager._delivery.post(None)

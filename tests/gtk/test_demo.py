@@ -67,6 +67,7 @@ def test_the_tour_exits_cleanly_and_prints_its_screenshots(
     manifest = json.loads((output / "tour.json").read_text())
     assert [path.name for path in printed] == [shot["file"] for shot in manifest["shots"]]
     expected = ["01-start", "02-running", "04-multi-stage", "05-errors", "08-cancel-all"]
+    expected += ["09-export-paused"]  # issue 14
     if manifest["processes"]:
         expected += ["03-render-replaced", "06-cancelling", "07-forced-stop"]
     assert sorted(path.stem for path in printed) == sorted(expected)
@@ -114,9 +115,29 @@ def test_screenshots_show_the_task_list_and_progress_bars(
         stopped = [t for t in shots["07-forced-stop"]["tasks"] if t["key"] == "stubborn"]
         assert stopped[0]["status"] == "cancelled"
 
+    # Issue 14: the export paused from its row, with its time left and weight shown.
+    export = [t for t in shots["09-export-paused"]["tasks"] if t["key"] == "export"]
+    assert export[0]["status"] == "running" and export[0]["pause_state"] == "paused"
+    assert export[0]["eta"] >= 0 and export[0]["weight"] == 5.0
+
     final = shots["08-cancel-all"]
     assert final["tasks"] and all(task["status"] == "cancelled" for task in final["tasks"])
     assert final["overall"]["label"].startswith("Idle")
+
+
+def test_the_tour_writes_a_trace_of_its_tasks(
+    tour: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    from tasker.trace import summarize
+
+    _completed, output = tour
+    manifest = json.loads((output / "tour.json").read_text())
+    summaries = {s.kind: s for s in summarize(output / "trace.json")}
+    assert {"coroutine", "thread"} <= set(summaries)
+    assert sum(s.failed for s in summaries.values()) >= 1  # the broken settings
+    assert sum(s.cancelled for s in summaries.values()) >= 3  # cancel all, replaced render...
+    export_kind = "process" if manifest["processes"] else "thread"
+    assert summaries[export_kind].count >= 1
 
 
 def test_tour_detection() -> None:

@@ -215,6 +215,13 @@ class DemoWindow(Gtk.ApplicationWindow):
                 self.start_stubborn,
                 True,
             ),
+            (
+                "export",
+                "Export video",
+                "process · weight 5 · pausable, time left",
+                self.start_export,
+                False,
+            ),
         ):
             button = _action_button(title, caption, handler)
             if needs_processes and not PROCESSES_AVAILABLE:
@@ -345,6 +352,22 @@ class DemoWindow(Gtk.ApplicationWindow):
             key="stubborn",
             cancel_grace=2.0,
             when_done=self._logger("stubborn"),
+        )
+
+    def start_export(self) -> Task[Any]:
+        """A long export that counts five times a quick task in the overall bar.
+
+        It calls ``context.checkpoint()`` per frame, so its row's pause
+        toggle pauses it between two frames; its row shows the time left.
+        """
+        run = task_mgr.run_process if PROCESSES_AVAILABLE else task_mgr.run_thread
+        return run(
+            _work.export_video,
+            key="export",
+            weight=5.0,
+            when_done=self._logger(
+                "export", lambda r: f"{r['frames']} frames in {r['seconds']:.1f} s"
+            ),
         )
 
     def cancel_all(self) -> int:

@@ -191,6 +191,45 @@ class Tour:
             "Cancel all stopped every running task; the list keeps the last finished rows and "
             "the bar is idle again.",
         )
+        await self._paused_export()
+        # The timeline of the whole tour: open it in https://ui.perfetto.dev, or
+        # summarise it with python -m tasker.trace build/demo/trace.json.
+        written = task_mgr.write_trace(self.output_dir / "trace.json")
+        print(f"{self.output_dir / 'trace.json'}: {written} tasks", flush=True)
+
+    async def _paused_export(self) -> None:
+        """Export a video, pause it from its row's toggle, screenshot it, resume it."""
+        w = self.window
+        w.model.clear_finished()
+        export = w.start_export()
+        await self.frame()
+        await self.until(lambda: w.model.find("export") is not None, "the export row")
+        # Past its quick preparing stage, so the time left is the encoder's.
+        await self.until(
+            lambda: export.get_progress() > 0.3 and export.get_eta() is not None,
+            "the export's time left",
+        )
+        item = w.model.find("export")
+        assert item is not None
+        await self.until(lambda: item.eta >= 0, "the row's time left")
+        row = w.task_list.row_for(item)
+        if row is not None:
+            row.pause_button.set_active(True)  # what a user's click does
+        else:
+            export.pause()
+        await self.until(lambda: export.get_pause_state() == "paused", "the export to pause")
+        await self.until(
+            lambda: any(r.status.get_text() == "Paused" for r in w.task_list.rows()),
+            "the row to show Paused",
+        )
+        await self.shot(
+            "09-export-paused",
+            "The export (a process task, weight 5) paused from its row's toggle at a "
+            "checkpoint() between two frames; its time left stands still while paused.",
+        )
+        export.resume()
+        await self.until(export.is_final, "the export to finish")
+        await self.until(lambda: not task_mgr.has_tasks(), "the export to be delivered")
 
     # ----------------------------------------------------------------- helpers
 
@@ -255,6 +294,9 @@ class Tour:
                         "progress": round(item.progress, 3),
                         "message": item.message,
                         "error": item.error,
+                        "pause_state": item.pause_state,
+                        "eta": item.eta,
+                        "weight": item.weight,
                     }
                     for item in w.model.items()
                 ],

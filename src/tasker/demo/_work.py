@@ -21,6 +21,7 @@ __all__ = [
     "FRACTAL_VIEWS",
     "crash_worker",
     "download",
+    "export_video",
     "hash_data",
     "import_pipeline",
     "parse_settings",
@@ -274,3 +275,37 @@ def stubborn_render(context: ExecutionContext, seconds: float = 60.0) -> str:
         context.set_progress(elapsed)
         context.set_message(f"Busy for {elapsed:.1f} s, not checking for cancellation")
     return "finished"
+
+
+def export_video(
+    context: ExecutionContext, frames: int = 120, frame_seconds: float = 0.06
+) -> dict[str, Any]:
+    """A long export that can be paused: ``context.stage()`` slices, a ``checkpoint()`` a frame.
+
+    Preparing takes the first 10 % of the bar, encoding 85 % and writing the
+    file the rest; each stage counts as done when its block ends. The pace is
+    steady, so the row's "about N s left" holds.
+    """
+    started = time.monotonic()
+    with context.stage(0.10, total=10) as prepare:
+        for step in range(10):
+            context.checkpoint()
+            if context.is_cancelled():
+                return {"frames": 0, "seconds": time.monotonic() - started}
+            context.set_message(f"Preparing · scanning clip {step + 1} of 10")
+            time.sleep(frame_seconds)
+            prepare.set_progress(step + 1)
+    with context.stage(0.85, total=frames) as encode:
+        for frame in range(frames):
+            context.checkpoint()  # a pause request stops here until resumed
+            if context.is_cancelled():
+                return {"frames": frame, "seconds": time.monotonic() - started}
+            context.set_message(f"Encoding frame {frame + 1} of {frames}")
+            hashlib.blake2b(bytes(200_000)).digest()  # stands in for the encoder
+            time.sleep(frame_seconds)
+            encode.set_progress(frame + 1)
+    with context.stage(0.05):
+        context.set_message("Writing the file")
+        time.sleep(frame_seconds * 2)
+    context.set_message("Exported")
+    return {"frames": frames, "seconds": time.monotonic() - started, "pid": os.getpid()}
