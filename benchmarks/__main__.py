@@ -217,7 +217,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated metric numbers (1-9, 12) or dask to run, default all",
+        help="comma-separated metric numbers (1-9, 12), dask or progress to run, default all",
     )
     parser.add_argument(
         "--systems",
@@ -236,7 +236,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         systems=tuple(s.strip() for s in args.systems.split(",") if s.strip()),
         verbose=args.verbose,
     )
-    chosen = [m.strip() for m in args.only.split(",") if m.strip()] or [*_metrics.METRICS, "dask"]
+    chosen = [m.strip() for m in args.only.split(",") if m.strip()] or [
+        *_metrics.METRICS,
+        "dask",
+        "progress",
+    ]
+    # The progress rows (issue 14: set_progress cost, ETA, freeze) are their own table.
+    with_progress = "progress" in chosen
+    chosen = [m for m in chosen if m != "progress"]
     # The Dask rows (tasker on a LocalCluster vs the local pool) are their own table.
     with_dask = "dask" in chosen
     chosen = [m for m in chosen if m != "dask"]
@@ -272,6 +279,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print()
         print(_dask.run(args.smoke))
+    if with_progress:
+        from . import _progress
+
+        print()
+        print(_progress.run(args.smoke))
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(render_markdown(shown, mode=mode, notes=notes))
