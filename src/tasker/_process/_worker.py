@@ -422,13 +422,20 @@ class TaskBackend:
 
     def wait_while_paused(self) -> None:
         """Tell the parent the task is paused; wait until its pause or cancel byte says go."""
+        self._flush_before_pause()
         wait_while_paused(self._worker, self.tag, self.flag_index, self._pause_index)
+
+    def _flush_before_pause(self) -> None:
+        # A paused task shows what it last reported: that goes out before PAUSED.
+        if self._report.dirty:
+            self._worker.send_progress(self.tag, self._report)
 
     async def async_wait_while_paused(self) -> None:
         """The same for a coroutine the function runs in its own event loop."""
         import asyncio
 
         flags = self._worker.flags
+        self._flush_before_pause()
         self._worker.send(ch.PAUSED, self.tag, [])
         while flags[self._pause_index] and not flags[self.flag_index]:
             await asyncio.sleep(_PAUSE_POLL)
