@@ -47,7 +47,12 @@ def baseline_src(into: Path) -> Path | None:
     except (OSError, subprocess.SubprocessError):
         return None
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
+        # The "data" filter exists from Python 3.11.4 (Debian 12 has 3.11.2);
+        # the archive is our own git history, so older interpreters go without.
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(into, filter="data")
+        else:
+            tar.extractall(into)
     return into / "src"
 
 
