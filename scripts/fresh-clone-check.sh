@@ -4,14 +4,14 @@
 # Prints each one's wall time and the test summary; exits non-zero if either
 # fails. Uncommitted changes are not part of the check (it clones HEAD).
 #
-# Environment: FRESH_PYTHON (default /usr/bin/python3), KEEP=1 keeps the clone.
+# Environment: FRESH_PYTHON (default /usr/bin/python3), KEEP=1 keeps the clone
+# (it is always kept when the check fails, for its logs).
 set -euo pipefail
 
 repo=$(git -C "$(dirname "${BASH_SOURCE[0]}")/.." rev-parse --show-toplevel)
 head=$(git -C "$repo" rev-parse HEAD)
 python=${FRESH_PYTHON:-/usr/bin/python3}
 work=$(mktemp -d "${TMPDIR:-/tmp}/tasker-fresh.XXXXXX")
-[[ ${KEEP:-0} == 1 ]] || trap 'rm -rf "$work"' EXIT
 
 if [[ -n $(git -C "$repo" status --porcelain --untracked-files=no) ]]; then
     echo "note: uncommitted changes in $repo are not part of this check"
@@ -45,7 +45,8 @@ fi
 run "make demo" "$work/demo.log" make demo PYTHON="$python" || failed=1
 tail -3 "$work/demo.log"
 if ((failed)); then
-    echo "FAILED (logs in $work; KEEP=1 keeps them)"
+    echo "FAILED: the clone and its logs are kept in $work"
     exit 1
 fi
 echo "fresh-clone check passed"
+[[ ${KEEP:-0} == 1 ]] || rm -rf "$work"
