@@ -14,7 +14,7 @@ SHELL := /bin/bash
 
 PYTHON      ?= $(shell scripts/find-python.sh)
 VENV        ?= .venv
-EXTRAS      ?= gtk,dev,bench,dask
+EXTRAS      ?= gtk,qt,dev,bench,dask
 PYTEST_ARGS ?=
 SOAK_TIMEOUT ?= 3600
 

@@ -13,11 +13,27 @@
 # Environment:
 #   PYTHON             interpreter used for the venv (default: python3)
 #   SYSTEM_PACKAGES    override the base package list (space separated)
+#   QT_PACKAGES        override the Qt libraries' list (see below; "" skips them)
 #   SKIP_SYSTEM_DEPS=1 do nothing (non-Debian machines, pre-built CI images)
 set -euo pipefail
 
 PYTHON="${PYTHON:-python3}"
 BASE_PACKAGES="libcairo2-dev pkg-config gir1.2-gtk-4.0 xvfb xauth gcc"
+
+# --- Qt (tasker.qt, the `qt` extra: PySide6 wheels bring Qt itself) ----------
+# The shared libraries PySide6's wheels link against but do not ship, for the
+# offscreen platform (tests, headless demo tour) and the xcb platform (a real
+# or Xvfb display). On a stock Debian 12 with GTK 4 installed only
+# libxcb-icccm4 and libxcb-keysyms1 were missing (xcb would not load without
+# them); the rest is listed so a minimal machine gets it too.
+# QT_PACKAGES="" skips them.
+QT_PACKAGES="${QT_PACKAGES-libegl1 libgl1 libfontconfig1 libxkbcommon0 libxkbcommon-x11-0 \
+libdbus-1-3 libglib2.0-0 libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 \
+libxcb-image0 libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xkb1}"
+if [[ -z "${SYSTEM_PACKAGES:-}" ]]; then
+    read -r -a qt_packages <<<"$QT_PACKAGES"
+    packages+=("${qt_packages[@]}")
+fi
 
 log() { printf 'system-deps: %s\n' "$*" >&2; }
 

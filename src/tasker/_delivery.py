@@ -106,7 +106,14 @@ class Delivery:
                 if self._dispatcher is None:
                     self._dispatcher = resolve_dispatcher(self.scheduler)
                     self._owns_dispatcher = self._dispatcher is not self.scheduler
+                    attach = getattr(self._dispatcher, "attach_manager", None)
+                else:
+                    attach = None
                 dispatcher = self._dispatcher
+            if attach is not None:
+                # The optional hook: a dispatcher that knows when its loop ends
+                # (tasker.qt: QCoreApplication.aboutToQuit) shuts the manager down then.
+                attach(self._manager)
         return dispatcher
 
     def refuse_calls(self) -> None:

@@ -8,6 +8,12 @@ thread itself, so waiting does not starve the callbacks it waits for).
 A dispatcher may also offer ``is_dispatch_thread()`` (the shipped ones do):
 ``call_on_main_thread`` then runs its function at once on that thread
 instead of waiting for itself; without it, the main thread is assumed.
+
+A dispatcher may also define ``attach_manager(manager)``: a ``TaskManager``
+calls it once, from any thread, when it starts delivering through the
+dispatcher. A dispatcher that knows when its loop ends for good (Qt's
+``aboutToQuit``) uses it to shut those managers down; the hook is optional
+and names no toolkit.
 """
 
 from __future__ import annotations

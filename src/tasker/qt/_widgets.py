@@ -1,0 +1,290 @@
+"""QtWidgets: an overall progress bar and a task list with a progress bar and cancel per row."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .._task import Task, TaskStatus
+from ._model import TaskListModel, TaskRole, check_thread
+
+if TYPE_CHECKING:
+    from .._manager import TaskManager
+
+__all__ = ["TaskListWidget", "TaskProgressBar", "TaskRowWidget", "status_text"]
+
+#: Progress bars count in thousandths: QProgressBar takes ints.
+_STEPS = 1000
+
+_STATUS_TEXT = {
+    TaskStatus.PENDING: "Waiting",
+    TaskStatus.RUNNING: "Running",
+    TaskStatus.COMPLETED: "Done",
+    TaskStatus.FAILED: "Failed",
+    TaskStatus.CANCELLED: "Cancelled",
+}
+
+
+def status_text(status: str, can_cancel: bool = True) -> str:
+    """A short human label for a status; a live task asked to stop reads "Cancelling…"."""
+    if status in (TaskStatus.PENDING, TaskStatus.RUNNING) and not can_cancel:
+        return "Cancelling…"
+    try:
+        return _STATUS_TEXT[TaskStatus(status)]
+    except ValueError:
+        return status
+
+
+class TaskProgressBar(QWidget):
+    """The manager's overall progress and its newest message, in one row.
+
+    Follows ``manager`` (``None``: the global ``tasker.task_mgr``) through
+    ``tasks_updated``. When nothing runs it shows ``idle_text`` and an empty
+    bar, or hides itself if ``hide_when_idle`` is true. The parts are
+    ``label`` and ``progress_bar``. Create and use it on the GUI thread.
+    """
+
+    def __init__(
+        self,
+        manager: TaskManager | None = None,
+        *,
+        idle_text: str = "Idle",
+        hide_when_idle: bool = False,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        if manager is None:
+            from .. import task_mgr
+
+            manager = task_mgr
+        self._owner = threading.get_ident()
+        self._manager: TaskManager | None = manager
+        self._idle_text = idle_text
+        self._hide_when_idle = hide_when_idle
+        self.label = QLabel()
+        self.label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, _STEPS)
+        self.progress_bar.setMinimumWidth(220)
+        self.progress_bar.setAccessibleName("Overall progress")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.label)
+        layout.addWidget(self.progress_bar)
+        manager.tasks_updated.connect(self._on_tasks_updated, weak=True)
+        self._show(list(manager), manager.get_overall_progress())
+
+    @property
+    def manager(self) -> TaskManager | None:
+        """The manager shown; None after ``close_manager()``."""
+        return self._manager
+
+    def close_manager(self) -> None:
+        """Stop following the manager (it is held weakly anyway)."""
+        check_thread(self._owner, "TaskProgressBar.close_manager")
+        manager, self._manager = self._manager, None
+        if manager is not None:
+            manager.tasks_updated.disconnect(self._on_tasks_updated)
+
+    def _on_tasks_updated(
+        self, sender: object, *, tasks: Sequence[Task[Any]], progress: float, **_: object
+    ) -> None:
+        check_thread(self._owner, "TaskProgressBar update")
+        self._show(tasks, progress)
+
+    def _show(self, tasks: Sequence[Task[Any]], progress: float) -> None:
+        live = [task for task in tasks if not task.is_final()]
+        if not live:
+            self.label.setText(self._idle_text)
+            self.label.setEnabled(False)  # the style's dimmed look
+            self.progress_bar.setValue(0)
+            self.progress_bar.setFormat("")
+            self.progress_bar.setAccessibleDescription(self._idle_text)
+            if self._hide_when_idle:
+                self.setVisible(False)
+            return
+        message = next((m for t in reversed(live) if (m := t.get_message())), None)
+        text = message or "Working…"
+        self.label.setText(text)
+        self.label.setEnabled(True)
+        self.progress_bar.setValue(round(progress * _STEPS))
+        percent = f"{progress * 100:.0f} %"
+        count = len(live)
+        self.progress_bar.setFormat(percent if count == 1 else f"{count} tasks · {percent}")
+        self.progress_bar.setAccessibleDescription(text)
+        if self._hide_when_idle:
+            self.setVisible(True)
+
+
+class TaskRowWidget(QFrame):
+    """One row of ``TaskListWidget``: key, kind, message or error, progress, status, cancel."""
+
+    def __init__(self, list_widget: TaskListWidget) -> None:
+        super().__init__()
+        self._list = list_widget
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.title = QLabel()
+        font = self.title.font()
+        font.setBold(True)
+        self.title.setFont(font)
+        self.message = QLabel()
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, _STEPS)
+        self.progress_bar.setMaximumWidth(200)
+        self.status = QLabel()
+        self.status.setMinimumWidth(90)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self._on_cancel_clicked)
+        text = QVBoxLayout()
+        text.setSpacing(2)
+        text.addWidget(self.title)
+        text.addWidget(self.message)
+        layout = QHBoxLayout(self)
+        layout.addLayout(text, 1)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.status)
+        layout.addWidget(self.cancel_button)
+        self.key = ""
+
+    def show_row(self, model: TaskListModel, index: QModelIndex | QPersistentModelIndex) -> None:
+        """Copy the model's values at ``index`` into the row's widgets."""
+        self.key = str(model.data(index, TaskRole.KEY))
+        status = str(model.data(index, TaskRole.STATUS))
+        can_cancel = bool(model.data(index, TaskRole.CAN_CANCEL))
+        error = str(model.data(index, TaskRole.ERROR))
+        message = str(model.data(index, TaskRole.MESSAGE))
+        progress = float(model.data(index, TaskRole.PROGRESS))
+        kind = str(model.data(index, TaskRole.KIND))
+        label = status_text(status, can_cancel)
+        self.title.setText(f"{self.key}  ·  {kind}")
+        self.message.setText(error or message or f"{kind} task")
+        # Errors in red; everything else in the style's own text colour.
+        self.message.setStyleSheet("color: #c01c28;" if error else "")
+        self.message.setToolTip(error or message)
+        self.progress_bar.setValue(round(progress * _STEPS))
+        self.status.setText(label)
+        self.cancel_button.setEnabled(can_cancel)
+        self.cancel_button.setAccessibleName(f"Cancel {self.key}")
+        self.setAccessibleName(f"{self.key}: {label}, {round(progress * 100)} percent")
+
+    def _on_cancel_clicked(self) -> None:
+        self._list._cancel_row(self)
+
+
+class TaskListWidget(QWidget):
+    """A scrollable list of tasks, one ``TaskRowWidget`` per task, a placeholder when empty.
+
+    Shows ``model`` if given, else a new ``TaskListModel`` of ``manager``
+    (``None``: the global ``tasker.task_mgr``) with ``keep_finished``. Each
+    row has a progress bar and a cancel button that cancels that row's task.
+    """
+
+    def __init__(
+        self,
+        model: TaskListModel | None = None,
+        *,
+        manager: TaskManager | None = None,
+        keep_finished: int = 0,
+        placeholder: str = "No tasks",
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._owner = threading.get_ident()
+        if model is None:
+            model = TaskListModel(manager, keep_finished=keep_finished, parent=self)
+        self._model = model
+        self._rows: list[TaskRowWidget] = []
+        self._column = QVBoxLayout()
+        self._column.setContentsMargins(0, 0, 0, 0)
+        self._column.setSpacing(4)
+        content = QWidget()
+        outer = QVBoxLayout(content)
+        outer.addLayout(self._column)
+        outer.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(content)
+        self.placeholder = QLabel(placeholder)
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setEnabled(False)
+        self._stack = QStackedWidget()
+        self._stack.addWidget(scroll)
+        self._stack.addWidget(self.placeholder)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self._stack)
+        self.setAccessibleName("Background tasks")
+        model.rowsInserted.connect(self._on_rows_inserted)
+        model.rowsRemoved.connect(self._on_rows_removed)
+        model.dataChanged.connect(self._on_data_changed)
+        model.modelReset.connect(self._rebuild)
+        self._rebuild()
+
+    @property
+    def model(self) -> TaskListModel:
+        """The ``TaskListModel`` shown."""
+        return self._model
+
+    def rows(self) -> list[TaskRowWidget]:
+        """The row widgets, in model order."""
+        return list(self._rows)
+
+    def row_for(self, key: object) -> TaskRowWidget | None:
+        """The row of the newest task with ``key``, or None."""
+        position = self._model.find(key)
+        return self._rows[position] if position >= 0 else None
+
+    def _on_rows_inserted(self, parent: QModelIndex, first: int, last: int) -> None:
+        for position in range(first, last + 1):
+            row = TaskRowWidget(self)
+            self._rows.insert(position, row)
+            self._column.insertWidget(position, row)
+            row.show_row(self._model, self._model.index(position, 0))
+        self._update_placeholder()
+
+    def _on_rows_removed(self, parent: QModelIndex, first: int, last: int) -> None:
+        for row in self._rows[first : last + 1]:
+            self._column.removeWidget(row)
+            row.deleteLater()
+        del self._rows[first : last + 1]
+        self._update_placeholder()
+
+    def _on_data_changed(self, top: QModelIndex, bottom: QModelIndex, roles: list[int]) -> None:
+        for position in range(top.row(), bottom.row() + 1):
+            if 0 <= position < len(self._rows):
+                self._rows[position].show_row(self._model, self._model.index(position, 0))
+
+    def _rebuild(self) -> None:
+        for row in self._rows:
+            self._column.removeWidget(row)
+            row.deleteLater()
+        self._rows = []
+        count = self._model.rowCount()
+        if count:
+            self._on_rows_inserted(QModelIndex(), 0, count - 1)
+        self._update_placeholder()
+
+    def _update_placeholder(self) -> None:
+        self._stack.setCurrentIndex(0 if self._rows else 1)
+
+    def _cancel_row(self, row: TaskRowWidget) -> None:
+        check_thread(self._owner, "TaskListWidget cancel")
+        if row in self._rows:
+            self._model.cancel(self._rows.index(row))
