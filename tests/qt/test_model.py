@@ -208,7 +208,8 @@ def test_updates_off_the_gui_thread_raise_and_change_nothing(qapp: Any, tasker_e
     from tasker.qt import TaskListModel
 
     finished = threading.Event()
-    manager = TaskManager(ThreadDispatcher())
+    dispatcher = ThreadDispatcher()
+    manager = TaskManager(dispatcher)
     try:
         model = TaskListModel(manager)
         manager.run_thread(upper, "x", when_done=lambda t: finished.set())
@@ -219,6 +220,7 @@ def test_updates_off_the_gui_thread_raise_and_change_nothing(qapp: Any, tasker_e
         assert "QtDispatcher" in tasker_errors.text
     finally:
         manager.shutdown()
+        dispatcher.close()  # ours, not the manager's: it leaves it running
 
 
 @pytest.mark.parametrize(("bad", "error"), [(-1, ValueError), (1.5, TypeError), (True, TypeError)])
