@@ -42,6 +42,8 @@ def test_task_list_widget_rows_follow_the_model_and_cancel_works(
     qt_run_until(qt_manager, lambda: row.status.text() == "Cancelled")
     widget.model.clear_finished()
     assert widget.rows() == [] and widget.placeholder.isVisible()
+    # Gone from sight at once, even while only nested processEvents() run.
+    assert not row.isVisible() and not broken.isVisible()
 
 
 def test_task_progress_bar_shows_overall_progress_and_idles(

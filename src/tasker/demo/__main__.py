@@ -1,8 +1,10 @@
-"""Run the demo: ``python -m tasker.demo [--tour] [--output DIR] [--dask [ADDRESS]]``.
+"""Run the demo: ``python -m tasker.demo [--qt] [--tour] [--output DIR] [--dask [ADDRESS]]``.
 
-With a display it opens the window. ``--tour`` (or ``TASKER_DEMO_TOUR=1``,
-or running under ``xvfb-run``) plays a scripted tour instead: every action
-in turn, a screenshot of each state in ``build/demo/``, then exit.
+With a display it opens the window (``--qt``: the Qt one, PySide6).
+``--tour`` (or ``TASKER_DEMO_TOUR=1``, or running under ``xvfb-run``) plays a
+scripted tour instead: every action in turn, a screenshot of each state in
+``build/demo/`` (``build/demo-qt/`` with ``--qt``), then exit. The Qt tour
+needs no display: it picks ``QT_QPA_PLATFORM=offscreen`` when there is none.
 """
 
 from __future__ import annotations
@@ -37,8 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--output",
         type=Path,
-        default=Path("build/demo"),
-        help="where the tour saves its screenshots (default: build/demo)",
+        default=None,
+        help="where the tour saves its screenshots (default: build/demo, build/demo-qt)",
+    )
+    parser.add_argument(
+        "--qt", action="store_true", help="the Qt (PySide6) window instead of the GTK one"
     )
     parser.add_argument(
         "--dask",
@@ -49,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     tour = tour_requested(args.tour)
+    if args.qt:
+        return _qt_main(tour, args.output or Path("build/demo-qt"))
+    args.output = args.output or Path("build/demo")
 
     try:
         import gi
@@ -86,6 +94,15 @@ def main(argv: list[str] | None = None) -> int:
     app = DemoApplication(tour=tour, output_dir=args.output)
     status = app.run([sys.argv[0]])  # our options are not GApplication's
     return status or app.exit_status
+
+
+def _qt_main(tour: bool, output: Path) -> int:
+    try:
+        from ._qt import main as qt_main
+    except ImportError as error:
+        print(f"the Qt demo needs PySide6 (pip install 'tasker-gtk[qt]'): {error}", file=sys.stderr)
+        return 2
+    return qt_main(tour=tour, output_dir=output)
 
 
 if __name__ == "__main__":

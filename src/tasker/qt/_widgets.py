@@ -144,9 +144,14 @@ class TaskRowWidget(QFrame):
         self.title.setFont(font)
         self.message = QLabel()
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # A long key is cut and a long message wraps: neither may push the cancel
+        # button out of sight.
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.title.setMinimumWidth(60)
+        self.message.setWordWrap(True)
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, _STEPS)
-        self.progress_bar.setMaximumWidth(200)
+        self.progress_bar.setMaximumWidth(160)
         self.status = QLabel()
         self.status.setMinimumWidth(90)
         self.cancel_button = QPushButton("Cancel")
@@ -262,6 +267,9 @@ class TaskListWidget(QWidget):
     def _on_rows_removed(self, parent: QModelIndex, first: int, last: int) -> None:
         for row in self._rows[first : last + 1]:
             self._column.removeWidget(row)
+            # Hidden now: deleteLater waits for the event loop proper, and nested
+            # processEvents() calls (QtDispatcher.run_until) never delete.
+            row.hide()
             row.deleteLater()
         del self._rows[first : last + 1]
         self._update_placeholder()
@@ -274,6 +282,7 @@ class TaskListWidget(QWidget):
     def _rebuild(self) -> None:
         for row in self._rows:
             self._column.removeWidget(row)
+            row.hide()
             row.deleteLater()
         self._rows = []
         count = self._model.rowCount()
