@@ -114,6 +114,12 @@ def test_run_until_times_out_and_does_nothing_off_the_gui_thread(qapp: Any) -> N
     thread.start()
     thread.join()
     assert outcome == [None]
+    assert dispatcher.is_dispatch_thread()
+    other: list[bool] = []
+    thread = threading.Thread(target=lambda: other.append(dispatcher.is_dispatch_thread()))
+    thread.start()
+    thread.join()
+    assert other == [False]
 
 
 def test_close_drops_queued_and_later_calls(qapp: Any) -> None:
@@ -311,3 +317,16 @@ def test_a_queued_signal_object_storm_does_not_crash_pyside() -> None:
         f"{done.stderr[-2000:]}"
     )
     assert done.stdout.split()[-1] == "40000"
+
+
+def test_call_on_main_thread_runs_on_the_gui_thread(qt_manager: TaskManager) -> None:
+    results: list[int] = []
+    caller = threading.Thread(
+        target=lambda: results.append(qt_manager.call_on_main_thread(threading.get_ident))
+    )
+    caller.start()
+    qt_run_until(qt_manager, lambda: bool(results))
+    caller.join()
+    assert results == [threading.get_ident()]
+    # On the GUI thread itself it runs at once instead of waiting for itself.
+    assert qt_manager.call_on_main_thread(threading.get_ident) == threading.get_ident()

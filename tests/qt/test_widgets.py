@@ -18,12 +18,18 @@ def test_task_list_widget_rows_follow_the_model_and_cancel_works(
 
     from tasker.qt import TaskListWidget
 
+    def deaf(context: Any) -> None:
+        """Reports, then waits for the gate without looking at its cancel flag."""
+        context.set_progress(0.4)
+        context.set_message("crunching")
+        gate.opened.wait(30)
+
     widget = TaskListWidget(manager=qt_manager, keep_finished=5)
     qtbot.addWidget(widget)
     widget.resize(700, 400)
     widget.show()
     assert widget.rows() == [] and widget.placeholder.isVisible()
-    slow = qt_manager.run_thread(gate, 0.4, "crunching", key="slow")
+    slow = qt_manager.run_thread(deaf, key="slow")
     qt_manager.run_thread(fail, "no such file", key="broken")
     qt_run_until(qt_manager, lambda: len(widget.rows()) == 2)
     qt_run_until(qt_manager, lambda: widget.row_for("broken").status.text() == "Failed")
@@ -37,7 +43,8 @@ def test_task_list_widget_rows_follow_the_model_and_cancel_works(
     assert not broken.cancel_button.isEnabled()
     qtbot.mouseClick(row.cancel_button, Qt.MouseButton.LeftButton)
     assert not row.cancel_button.isEnabled()  # at once, before the task stops
-    assert row.status.text() == "Cancelling…"
+    assert row.status.text() == "Cancelling…"  # until the task notices
+    gate.open()
     qt_run_until(qt_manager, slow.is_final)
     qt_run_until(qt_manager, lambda: row.status.text() == "Cancelled")
     widget.model.clear_finished()

@@ -96,6 +96,10 @@ class QtDispatcher:
         """``threading.get_ident()`` of the GUI thread callables run on."""
         return self._thread_id
 
+    def is_dispatch_thread(self) -> bool:
+        """True on the GUI thread, where the callables run."""
+        return threading.get_ident() == self._thread_id
+
     def call_soon(self, fn: Callable[[], object]) -> None:
         """Queue ``fn`` for the GUI thread; thread-safe."""
         if self._closed:
