@@ -217,7 +217,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated metric numbers (1-9, 12), dask or progress to run, default all",
+        help="comma-separated metric numbers (1-9, 12), dask, progress or qt to run, default all",
     )
     parser.add_argument(
         "--systems",
@@ -240,13 +240,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         *_metrics.METRICS,
         "dask",
         "progress",
+        "qt",
     ]
     # The progress rows (issue 14: set_progress cost, ETA, freeze) are their own table.
     with_progress = "progress" in chosen
     chosen = [m for m in chosen if m != "progress"]
     # The Dask rows (tasker on a LocalCluster vs the local pool) are their own table.
     with_dask = "dask" in chosen
-    chosen = [m for m in chosen if m != "dask"]
+    # The Qt rows (progress storm on a Qt loop, beside superqt) are their own table, too.
+    with_qt = "qt" in chosen
+    chosen = [m for m in chosen if m not in ("dask", "qt")]
     # Every system's workers import benchmarks._work, and tasker's import the
     # checkout: with bytecode, as installed packages have, for every metric.
     _coldstart.compile_checkout()
@@ -284,6 +287,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print()
         print(_progress.run(args.smoke))
+    if with_qt:
+        from . import _qt
+
+        print()
+        print(_qt.run(args.smoke))
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(render_markdown(shown, mode=mode, notes=notes))

@@ -44,6 +44,12 @@ def test_benchmark_smoke_run_prints_a_table(tmp_path: Path) -> None:
     for metric in range(1, 10):
         row = re.compile(rf"{metric}[a-z]? ")
         assert any(row.match(line) for line in lines), f"metric {metric} missing"
+    # The Qt table (tasker on a Qt loop beside superqt), when PySide6 and superqt are here.
+    qt = next((line for line in lines if line.startswith("Qt progress storm")), None)
+    assert qt is not None, done.stdout
+    if "skipped" not in qt:
+        assert "superqt threads" in qt and "tasker threads" in qt
+        assert any(line.startswith("GUI-loop lateness p99") for line in lines)
     text = markdown.read_text()
     assert "| metric |" in text
     assert "CPU" in text
