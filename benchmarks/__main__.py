@@ -154,6 +154,38 @@ def row_specs(grace: float) -> list[RowSpec]:
             "cold.first", "9 first task incl. pool start", "ms", "lower", Target("le", 60, "≤ 60")
         ),
         *event_row_specs(),
+        *origin_row_specs(),
+    ]
+
+
+def origin_row_specs() -> list[RowSpec]:
+    """Metric 10 (issue 10, see benchmarks/_origin.py): main-thread calls, pool restart."""
+    return [
+        RowSpec(
+            "main.call",
+            "10 call_on_main_thread from a thread, median | idle_add + Event",
+            "µs",
+            "lower",
+        ),
+        RowSpec(
+            "main.schedule",
+            "10 schedule_on_main_thread burst from a thread | idle_add each",
+            "calls/s",
+            "higher",
+        ),
+        RowSpec("main.wakeups", "10 main-loop dispatches for that burst", "", "lower"),
+        RowSpec(
+            "restart.next",
+            "10 restart_worker_pool → next task done | new executor",
+            "ms",
+            "lower",
+        ),
+        RowSpec(
+            "restart.busy",
+            "10 same, while a 1 s task runs (it completes) | shutdown(wait) + new",
+            "ms",
+            "lower",
+        ),
     ]
 
 
@@ -217,7 +249,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated metric numbers (1-9, 12), dask, progress or qt to run, default all",
+        help="comma-separated metric numbers (1-10, 12), dask, progress or qt to run, default all",
     )
     parser.add_argument(
         "--systems",

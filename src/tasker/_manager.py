@@ -517,8 +517,9 @@ class TaskManager:
     def _check_main_call(self, fn: object, method: str) -> None:
         if not callable(fn):
             raise TypeError(f"{method}() needs a callable, not a {type(fn).__name__}")
-        with self._lock:
-            self._start_locked()  # the scheduler is in use: options are fixed from now on
+        if not self._started:  # read without the lock: it only ever turns True
+            with self._lock:
+                self._start_locked()  # the scheduler is in use: options are fixed from now on
 
     # ------------------------------------------------------------- public queries
 

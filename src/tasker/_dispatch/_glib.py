@@ -99,13 +99,14 @@ class GLibDispatcher:
         return GLib.SOURCE_REMOVE
 
     def is_dispatch_thread(self) -> bool:
-        """True on the thread that runs the main context (for the default one: the main thread)."""
-        if self._context.is_owner():
-            return True
-        return (
-            self._context == GLib.MainContext.default()
-            and threading.current_thread() is threading.main_thread()
-        )
+        """True on the thread that runs the main context (for the default one: the main thread).
+
+        For the default context the main thread is taken to be its thread, as
+        ``run_until`` does (no GLib call: this runs on every main-thread call).
+        """
+        if self._on_default:
+            return threading.current_thread() is threading.main_thread()
+        return bool(self._context.is_owner())
 
     def run_until(self, predicate: Callable[[], bool], timeout: float | None) -> bool | None:
         """Iterate the main context until ``predicate()`` holds or ``timeout`` passes.

@@ -372,7 +372,7 @@ class DemoWindow(Gtk.ApplicationWindow):
 
     def cancel_all(self) -> int:
         """Cancel every live task; returns how many were asked to stop."""
-        cancelled = sum(task.cancel() for task in list(task_mgr))
+        cancelled = task_mgr.cancel_all()
         # Show "Cancelling…" now, even for tasks that will not report again.
         self.model.refresh()
         return cancelled
