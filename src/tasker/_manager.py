@@ -543,14 +543,21 @@ class TaskManager:
         finish there (with their usual results and callbacks), then those
         workers exit. Use it when the workers' imported code or initializer
         state is stale (an add-on was installed, say). Does nothing before
-        the first process task.
+        the first process task. A ``process_backend`` restarts if it has a
+        ``restart()`` method; one without raises ``NotImplementedError``.
         """
         with self._lock:
             if self._shut_down:
                 raise ManagerShutdownError("this TaskManager has been shut down")
-            pool = self._process_pool
-        if pool is not None:
-            pool.restart()
+            backend: Any = self._process_backend or self._process_pool
+            chosen = self._options["process_backend"]
+        if backend is None:
+            return  # nothing started yet: the first workers will be fresh anyway
+        restart = getattr(backend, "restart", None)
+        if restart is None:
+            name = type(chosen if chosen is not None else backend).__name__
+            raise NotImplementedError(f"the process backend {name} cannot restart its workers")
+        restart()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,3 +107,30 @@ def test_restart_after_shutdown_raises(make_manager: Callable[..., TaskManager])
     manager.shutdown()
     with pytest.raises(ManagerShutdownError):
         manager.restart_worker_pool()
+
+
+class CallingBackend:
+    """A minimal process backend of an application's own: runs each call in the submitting
+    thread (no workers, so nothing to restart)."""
+
+    def attach(self, host: Any, *, update_rate: float) -> None:
+        self.host = host
+
+    def submit(self, task: Any, fn: Any, args: Any, kwargs: Any, **options: Any) -> None:
+        if self.host._mark_running(task):
+            self.host._finish(task, result=fn(None, *args, **kwargs))
+
+    def cancel(self, task: Any) -> None:
+        self.host._finish(task)
+
+    def shutdown(self, timeout: float) -> None:
+        pass
+
+
+def test_restart_with_a_backend_that_cannot(make_manager: Callable[..., TaskManager]) -> None:
+    manager = make_manager(process_backend=CallingBackend())
+    manager.restart_worker_pool()  # nothing submitted yet: nothing to restart
+    assert finish(manager.run_process(_work.add, 2, 3)).result() == 5
+    with pytest.raises(NotImplementedError, match="CallingBackend cannot restart"):
+        manager.restart_worker_pool()
+    assert finish(manager.run_process(_work.add, 1, 1)).result() == 2  # still serving
