@@ -533,7 +533,7 @@ class TaskManager:
         """Cancel every live task (hidden ones too); return how many were cancelled."""
         with self._lock:
             live = list(self._tasks.values())
-        return sum(self._cancel(task, StopReason.CANCEL) for task in live)
+        return sum(self._cancel(task, StopReason.CANCEL) for task in _waiting_first(live))
 
     def restart_worker_pool(self) -> None:
         """Move process work to fresh worker processes, losing and repeating nothing.
@@ -1068,7 +1068,7 @@ class TaskManager:
         # ManagerShutdownError) and does not hold up the joins below.
         self._delivery.refuse_calls()
         deadline = time.monotonic() + timeout
-        for task in live:
+        for task in _waiting_first(live):
             self._cancel(task, StopReason.CANCEL)
         backends = {id(b): b for b in (self._process_backend, self._process_pool) if b}
         for backend in backends.values():
@@ -1151,6 +1151,15 @@ class _LocalBackend:
 
     async def async_wait_while_paused(self) -> None:
         await self._manager._pausing.async_wait_while_paused(self._task)
+
+
+def _waiting_first(tasks: list[Task[Any]]) -> list[Task[Any]]:
+    """Pending tasks before running ones, for cancelling them all.
+
+    A worker freed by a cancelled running task must not start one of the
+    waiting tasks before that one's own cancellation has arrived.
+    """
+    return sorted(tasks, key=lambda task: task._status is not TaskStatus.PENDING)
 
 
 def _shutdown_at_exit(ref: weakref.ref[TaskManager]) -> None:
