@@ -114,6 +114,7 @@ class Result:
     per_second: float
     catchup: float | None  # None: not caught up within the cap
     note: str = ""
+    updates: int = 0  # progress updates the workers made (how much work got done)
 
 
 # -- tasker -------------------------------------------------------------------------------
@@ -163,6 +164,7 @@ def storm_tasker(loop: QtLoop, kind: str, seconds: float, cap: float) -> Result:
             raise RuntimeError("the storm tasks did not finish")
         t_caught = max(t for t, _ in done)
         t_end = max(task.result()[0] for _, task in done)
+        updates = sum(task.result()[1] for _, task in done)
         callbacks = calls[0]
     finally:
         probe.stop()
@@ -172,6 +174,7 @@ def storm_tasker(loop: QtLoop, kind: str, seconds: float, cap: float) -> Result:
         callbacks=callbacks,
         per_second=callbacks / (t_caught - t_start),
         catchup=max(0.0, t_caught - t_end),
+        updates=updates,
     )
 
 
@@ -271,6 +274,7 @@ def storm_superqt(loop: QtLoop, seconds: float, cap: float) -> Result:
         per_second=callbacks / (t_now - t_start),
         catchup=max(0.0, t_now - t_end) if caught else None,
         note=note,
+        updates=shown,
     )
 
 
@@ -325,6 +329,11 @@ def figures(result: Result | str) -> dict[str, tuple[float | None, str]]:
     else:
         out["GUI-thread callbacks"] = (None, "—")
         out["catch-up after the last worker"] = (None, "—")
+    if result.updates:
+        out["progress updates the workers made"] = (
+            float(result.updates),
+            f"{result.updates:,}",
+        )
     return out
 
 
@@ -334,8 +343,9 @@ ROWS = (
     "GUI-loop lateness max",
     "GUI-thread callbacks",
     "catch-up after the last worker",
+    "progress updates the workers made",
 )
-UNITS = ("ms", "ms", "ms", "/s", "ms")
+UNITS = ("ms", "ms", "ms", "/s", "ms", "")
 
 
 def render(results: dict[str, Result | str]) -> str:

@@ -79,6 +79,7 @@ def test_rows_and_named_roles(qt_manager: TaskManager, gate: Gate, qtmodeltester
         TaskRole.FINISHED: False,
         TaskRole.TASK_ID: task.id,
         TaskRole.TASK: task,
+        TaskRole.ETA: None,  # a rate needs updates over a second
     }
     names = {bytes(name.data()).decode() for name in model.roleNames().values()}
     assert {"key", "kind", "status", "progress", "message", "error", "canCancel"} <= names
@@ -252,3 +253,31 @@ def test_the_manager_holds_the_model_weakly(qt_manager: TaskManager) -> None:
     task = qt_manager.run_thread(upper, "still fine")
     qt_run_until(qt_manager, task.is_final)
     assert qt_manager.wait_until_settled(5.0)
+
+
+def test_eta_role_once_the_rate_is_known(qt_manager: TaskManager, gate: Gate) -> None:
+    from tasker.qt import TaskListModel, TaskRole
+    from tasker.qt._widgets import eta_text
+
+    def steady(context: Any) -> None:
+        """Progress at a steady pace until the gate opens (or the task is cancelled)."""
+        n = 0
+        while not gate.opened.wait(0.02):
+            n += 1
+            context.set_progress(min(0.9, n / 1000))
+            if context.is_cancelled():
+                return
+
+    model = TaskListModel(qt_manager)
+    qt_manager.run_thread(steady, key="steady")
+    qt_run_until(qt_manager, lambda: model.rowCount() == 1)
+    assert model.data(model.index(0, 0), TaskRole.ETA) is None  # no rate yet
+    # The estimator needs a few updates over a second of running time.
+    qt_run_until(qt_manager, lambda: model.data(model.index(0, 0), TaskRole.ETA) is not None)
+    eta = model.data(model.index(0, 0), TaskRole.ETA)
+    assert eta > 0 and round(eta, 1) == eta
+    names = {bytes(name.data()).decode() for name in model.roleNames().values()}
+    assert "eta" in names
+    gate.open()
+    qt_run_until(qt_manager, lambda: model.rowCount() == 0)
+    assert [eta_text(s) for s in (0.4, 12, 200, 7500)] == ["0 s", "12 s", "3 min", "2 h 5 min"]

@@ -44,8 +44,9 @@ class TaskRole(IntEnum):
     ``STATUS`` (status) the status value, ``PROGRESS`` (progress) 0.0 to 1.0,
     ``MESSAGE`` (message), ``ERROR`` (error) "TypeName: message" of a failed
     task, ``CAN_CANCEL`` (canCancel) live and not yet asked to stop,
-    ``FINISHED`` (finished), ``TASK_ID`` (taskId) and ``TASK`` (task) the
-    ``tasker.Task`` itself.
+    ``FINISHED`` (finished), ``TASK_ID`` (taskId), ``TASK`` (task) the
+    ``tasker.Task`` itself, and ``ETA`` (eta) the estimated seconds left
+    (None until the rate is known; rounded to 0.1 s).
     """
 
     KEY = Qt.ItemDataRole.UserRole + 1
@@ -58,6 +59,7 @@ class TaskRole(IntEnum):
     FINISHED = Qt.ItemDataRole.UserRole + 8
     TASK_ID = Qt.ItemDataRole.UserRole + 9
     TASK = Qt.ItemDataRole.UserRole + 10
+    ETA = Qt.ItemDataRole.UserRole + 11
 
 
 _ROLE_NAMES = {
@@ -71,6 +73,7 @@ _ROLE_NAMES = {
     TaskRole.FINISHED: b"finished",
     TaskRole.TASK_ID: b"taskId",
     TaskRole.TASK: b"task",
+    TaskRole.ETA: b"eta",
 }
 
 #: The roles whose values a row snapshot holds, in snapshot order.
@@ -81,6 +84,7 @@ _SNAPSHOT_ROLES = (
     TaskRole.ERROR,
     TaskRole.CAN_CANCEL,
     TaskRole.FINISHED,
+    TaskRole.ETA,
 )
 
 
@@ -99,14 +103,18 @@ def _clamp(value: float) -> float:
     return 0.0 if value < 0.0 else 1.0 if value > 1.0 else float(value)
 
 
-def _snapshot(task: Task[Any]) -> tuple[str, float, str, str, bool, bool]:
+def _snapshot(task: Task[Any]) -> tuple[str, float, str, str, bool, bool, float | None]:
     """The row's changing values, in ``_SNAPSHOT_ROLES`` order."""
     status = task.get_status()
     finished = status.is_final
     progress = 1.0 if status is TaskStatus.COMPLETED else _clamp(task.get_progress())
     error = describe_error(task.exception()) if status is TaskStatus.FAILED else ""
     can_cancel = not finished and not task.is_cancelled()
-    return (str(status.value), progress, task.get_message() or "", error, can_cancel, finished)
+    eta = None if finished else task.get_eta()
+    # Tenths of a second: a view shows whole seconds, and rows change less often.
+    eta = None if eta is None else round(eta, 1)
+    message = task.get_message() or ""
+    return (str(status.value), progress, message, error, can_cancel, finished, eta)
 
 
 class _Row:

@@ -50,6 +50,17 @@ def status_text(status: str, can_cancel: bool = True) -> str:
         return status
 
 
+def eta_text(seconds: float) -> str:
+    """Seconds left as a short label: ``"12 s"``, ``"3 min"``, ``"2 h 5 min"``."""
+    seconds = max(0, round(seconds))
+    if seconds < 90:
+        return f"{seconds} s"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60} min"
+
+
 class TaskProgressBar(QWidget):
     """The manager's overall progress and its newest message, in one row.
 
@@ -176,6 +187,7 @@ class TaskRowWidget(QFrame):
         message = str(model.data(index, TaskRole.MESSAGE))
         progress = float(model.data(index, TaskRole.PROGRESS))
         kind = str(model.data(index, TaskRole.KIND))
+        eta = model.data(index, TaskRole.ETA)
         label = status_text(status, can_cancel)
         self.title.setText(f"{self.key}  ·  {kind}")
         self.message.setText(error or message or f"{kind} task")
@@ -183,6 +195,7 @@ class TaskRowWidget(QFrame):
         self.message.setStyleSheet("color: #c01c28;" if error else "")
         self.message.setToolTip(error or message)
         self.progress_bar.setValue(round(progress * _STEPS))
+        self.progress_bar.setFormat("%p%" if eta is None else f"%p% · {eta_text(eta)}")
         self.status.setText(label)
         self.cancel_button.setEnabled(can_cancel)
         self.cancel_button.setAccessibleName(f"Cancel {self.key}")
