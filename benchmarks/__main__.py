@@ -153,6 +153,7 @@ def row_specs(grace: float) -> list[RowSpec]:
         RowSpec(
             "cold.first", "9 first task incl. pool start", "ms", "lower", Target("le", 60, "≤ 60")
         ),
+        *lean_row_specs(),
         *event_row_specs(),
         *origin_row_specs(),
     ]
@@ -185,6 +186,49 @@ def origin_row_specs() -> list[RowSpec]:
             "10 same, while a 1 s task runs (it completes) | shutdown(wait) + new",
             "ms",
             "lower",
+        ),
+    ]
+
+
+def lean_row_specs() -> list[RowSpec]:
+    """Metric 11 (issue 11, see benchmarks/_lean.py): workers of a GTK application."""
+    return [
+        RowSpec("lean.rss_glib", "11 worker RSS, GLib-only main script", "MiB", "lower"),
+        RowSpec("lean.rss_gtk", "11 worker RSS, GTK main script", "MiB", "lower"),
+        RowSpec(
+            "lean.rss_extra",
+            "11 worker RSS, GTK minus GLib-only main script",
+            "MiB",
+            "lower",
+            Target("le", 5, "≤ 5"),
+        ),
+        RowSpec(
+            "lean.gtk_free",
+            "11 worker free of GTK (GTK main script)",
+            "",
+            None,
+            Target("true", text="yes"),
+        ),
+        RowSpec(
+            "lean.display",
+            "11 display sockets in a worker (GTK main script)",
+            "",
+            "lower",
+            Target("le", 0, "0"),
+        ),
+        RowSpec(
+            "lean.first_glib", "11 first task incl. pool start, GLib-only script", "ms", "lower"
+        ),
+        RowSpec("lean.first_gtk", "11 first task incl. pool start, GTK script", "ms", "lower"),
+        RowSpec("lean.warm", "11 warm round trip, GTK main script, median", "ms", "lower"),
+        RowSpec("lean.submit", "11 submit cost, main-script function (by value)", "µs", "lower"),
+        RowSpec("lean.after", "11 first task after start_workers(), GTK script", "ms", "lower"),
+        RowSpec(
+            "lean.after_ratio",
+            "11 first task after start_workers() ÷ warm round trip",
+            "x",
+            None,
+            Target("le", 2, "≤ 2"),
         ),
     ]
 
@@ -249,7 +293,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated metric numbers (1-10, 12), dask, progress or qt to run, default all",
+        help="comma-separated metric numbers (1-12), dask, progress or qt to run, default all",
     )
     parser.add_argument(
         "--systems",

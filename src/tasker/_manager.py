@@ -359,12 +359,13 @@ class TaskManager:
             raise ValueError(f"n must be a positive int or None, not {n!r}")
         if self._options["process_backend"] is not None or _runtime.importing_main_in_child():
             return
+        # The dispatcher too, as the first task would: a bad scheduler fails
+        # here, and that task does not pay for it.
+        self._delivery.dispatcher()
         with self._lock:
             if self._shut_down:
                 raise ManagerShutdownError("this TaskManager has been shut down")
-            if not self._started:  # the options are fixed from now on, as after a first task
-                self._started = True
-                atexit.register(_shutdown_at_exit, weakref.ref(self))
+            self._start_locked()  # the options are fixed from now on, as after a first task
         self._processes().start_workers(n)
 
     def _new_task(

@@ -313,3 +313,68 @@ def test_start_workers_after_shutdown_raises(make_manager):
     manager.shutdown()
     with pytest.raises(ManagerShutdownError):
         manager.start_workers()
+
+
+# ------------------------------------------- by-value pickles reused while exact
+
+FACTOR = 2
+
+
+def test_a_by_value_function_sees_its_globals_and_cells_as_they_are_at_submit(make_manager):
+    global FACTOR
+    offset = 1
+
+    def scaled(context, x):
+        return x * FACTOR + offset
+
+    manager = make_manager(max_workers=1)
+    try:
+        assert finish(manager.run_process(scaled, 10)).result() == 21
+        assert finish(manager.run_process(scaled, 10)).result() == 21  # from the cache
+        FACTOR = 3  # a global rebound
+        assert finish(manager.run_process(scaled, 10)).result() == 31
+        offset = 5  # a closure cell rebound
+        assert finish(manager.run_process(scaled, 10)).result() == 35
+    finally:
+        FACTOR = 2
+
+
+def test_a_by_value_function_over_mutable_state_is_pickled_afresh(make_manager):
+    items = [1]
+
+    def total(context):
+        return sum(items)
+
+    manager = make_manager(max_workers=1)
+    assert finish(manager.run_process(total)).result() == 1
+    items.append(2)
+    assert finish(manager.run_process(total)).result() == 3
+
+
+def test_the_cache_pickles_again_only_when_something_captured_changed():
+    import time as time_module
+
+    from tasker._process import _fncache
+
+    calls = []
+
+    def pickle_by_value(fn):
+        calls.append(fn)
+        return b"pickled %d" % len(calls)
+
+    def stable(context):
+        return time_module.monotonic() * FACTOR
+
+    first = _fncache.cached_by_value(stable, pickle_by_value)
+    second = _fncache.cached_by_value(stable, pickle_by_value)
+    assert first is not None and second is not None
+    assert first.data == second.data == b"pickled 1"
+    stable.__defaults__ = (1,)  # what it captures changed
+    assert _fncache.cached_by_value(stable, pickle_by_value).data == b"pickled 2"
+    items = []
+
+    def over_a_list(context):
+        return items
+
+    assert _fncache.cached_by_value(over_a_list, pickle_by_value) is None  # never cached
+    assert len(calls) == 2

@@ -3,7 +3,8 @@
 ``ProcessPool`` is the parent side (``_pool``); ``_worker`` is the worker's
 main loop; ``_channel`` frames messages on each worker's socket;
 ``_pickling`` handles serialization, out-of-band buffers and error
-transport, by value where a worker cannot import by name; ``_launch`` starts
+transport, by value where a worker cannot import by name (``_fncache`` reuses
+a function's by-value pickle while it is exact); ``_launch`` starts
 workers without importing the application's main script; ``_flags`` holds
 the shared-memory cancel flags; ``_logging`` forwards worker log records.
 """

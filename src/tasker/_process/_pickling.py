@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._errors import RemoteTraceback, SerializationError, TaskError
+from ._fncache import cached_by_value, travels_by_value
 
 __all__ = [
     "OOB_THRESHOLD",
@@ -160,8 +161,12 @@ def dumps(obj: Any) -> tuple[bytes, Buffers]:
     return _dumps_prepared(prepare(obj))
 
 
-def _dumps_prepared(obj: Any) -> tuple[bytes, Buffers]:
-    """``dumps`` of an object ``prepare`` has seen already."""
+def _dumps_prepared(obj: Any, embedded: bytes = b"") -> tuple[bytes, Buffers]:
+    """``dumps`` of an object ``prepare`` has seen already.
+
+    ``embedded`` is a by-value pickle ``obj`` carries (see ``_fncache``): the
+    ``__main__`` it names needs no by-value pass.
+    """
     buffers: Buffers = []
 
     def keep(buffer: pickle.PickleBuffer) -> bool:
@@ -180,7 +185,7 @@ def _dumps_prepared(obj: Any) -> tuple[bytes, Buffers]:
     except Exception:
         pass  # a lambda, a nested function...: by value below, or the real error from there
     else:
-        if _MAIN not in data:
+        if _MAIN not in data or (embedded and data.count(_MAIN) == embedded.count(_MAIN)):
             return data, buffers
     buffers.clear()
     return by_value().dumps(obj, protocol=5, buffer_callback=keep), buffers
@@ -237,11 +242,24 @@ def dump_call(
     or ``keyword argument 'name'``) and its type.
     """
     try:
+        # A function that travels by value goes as its cached pickle when
+        # nothing it captures changed (see _fncache): no cloudpickle pass.
+        portable: Any = fn
+        embedded = b""
+        if travels_by_value(fn):
+            cached = cached_by_value(fn, _pickle_function)  # type: ignore[arg-type]
+            if cached is not None:
+                portable, embedded = cached, cached.data
         # The (fn, args, kwargs) tuple itself needs no scan: the function is no
         # bytes-like value, and args and kwargs are scanned here.
-        return _dumps_prepared((fn, prepare(args), prepare(kwargs)))
+        return _dumps_prepared((portable, prepare(args), prepare(kwargs)), embedded)
     except Exception as error:
         raise _call_error(fn, args, kwargs, error) from error
+
+
+def _pickle_function(fn: object) -> bytes:
+    data: bytes = by_value().dumps(fn, protocol=5)
+    return data
 
 
 def _call_error(
