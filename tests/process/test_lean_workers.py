@@ -378,3 +378,17 @@ def test_the_cache_pickles_again_only_when_something_captured_changed():
 
     assert _fncache.cached_by_value(over_a_list, pickle_by_value) is None  # never cached
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_other_start_methods_run_by_value_functions(make_manager, method):
+    # spawn starts from a fresh interpreter like forkserver (its launch also
+    # skips the main-module preparation); fork copies this process.
+    manager = make_manager(max_workers=1, start_method=method)
+    base = 40
+    task = finish(
+        manager.run_process(
+            lambda context: (base + 2, sys.modules["tasker._runtime"].in_worker_process)
+        )
+    )
+    assert task.result() == (42, True)
