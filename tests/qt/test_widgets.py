@@ -114,3 +114,34 @@ def test_the_public_surface_of_tasker_qt_is_pinned_and_documented() -> None:
                 if attr.startswith("_") or not inspect.isfunction(member):
                     continue
                 assert inspect.getdoc(member), f"{name}.{attr}"
+
+
+def test_a_row_pauses_and_resumes_its_task(qt_manager: TaskManager, qtbot: Any, gate: Gate) -> None:
+    from PySide6.QtCore import Qt
+
+    from tasker.qt import TaskListWidget
+
+    def pausable(context: Any) -> None:
+        """Checks for a pause between small steps until the gate opens."""
+        context.set_message("working")
+        while not gate.opened.wait(0.005):
+            context.checkpoint()
+            if context.is_cancelled():
+                return
+
+    widget = TaskListWidget(manager=qt_manager)
+    qtbot.addWidget(widget)
+    widget.show()
+    task = qt_manager.run_thread(pausable, key="job")
+    qt_run_until(qt_manager, lambda: widget.row_for("job") is not None)
+    row = widget.row_for("job")
+    qt_run_until(qt_manager, lambda: row.status.text() == "Running")
+    qtbot.mouseClick(row.pause_button, Qt.MouseButton.LeftButton)
+    qt_run_until(qt_manager, lambda: row.status.text() == "Paused")
+    assert row.pause_button.isChecked() and row.pause_button.text() == "Resume"
+    assert task.is_paused()
+    qtbot.mouseClick(row.pause_button, Qt.MouseButton.LeftButton)
+    qt_run_until(qt_manager, lambda: row.status.text() == "Running")
+    assert not task.is_paused() and row.pause_button.text() == "Pause"
+    gate.open()
+    qt_run_until(qt_manager, lambda: widget.rows() == [])

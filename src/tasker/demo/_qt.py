@@ -143,7 +143,7 @@ class QtDemoWindow(QMainWindow):
     def __init__(self, server_url: str) -> None:
         super().__init__()
         self.setWindowTitle("tasker demo (Qt)")
-        self.resize(1220, 780)
+        self.resize(1280, 780)
         self.server_url = server_url
         self.render_count = 0
         self.render_task: Task[Any] | None = None
@@ -203,7 +203,7 @@ class QtDemoWindow(QMainWindow):
             keep_finished=6, placeholder="No tasks: start one on the left"
         )
         self.model = self.task_list.model
-        self.task_list.setMinimumWidth(500)
+        self.task_list.setMinimumWidth(560)
         tasks = QVBoxLayout()
         tasks.addWidget(_heading("Tasks"))
         tasks.addWidget(self.task_list, 1)

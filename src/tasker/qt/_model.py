@@ -45,8 +45,10 @@ class TaskRole(IntEnum):
     ``MESSAGE`` (message), ``ERROR`` (error) "TypeName: message" of a failed
     task, ``CAN_CANCEL`` (canCancel) live and not yet asked to stop,
     ``FINISHED`` (finished), ``TASK_ID`` (taskId), ``TASK`` (task) the
-    ``tasker.Task`` itself, and ``ETA`` (eta) the estimated seconds left
-    (None until the rate is known; rounded to 0.1 s).
+    ``tasker.Task`` itself, ``ETA`` (eta) the estimated seconds left (None
+    until the rate is known; rounded to 0.1 s), ``PAUSE`` (pauseState)
+    ``""``, ``"pausing"`` or ``"paused"``, and ``WEIGHT`` (weight) the task's
+    share of the overall progress.
     """
 
     KEY = Qt.ItemDataRole.UserRole + 1
@@ -60,6 +62,8 @@ class TaskRole(IntEnum):
     TASK_ID = Qt.ItemDataRole.UserRole + 9
     TASK = Qt.ItemDataRole.UserRole + 10
     ETA = Qt.ItemDataRole.UserRole + 11
+    PAUSE = Qt.ItemDataRole.UserRole + 12
+    WEIGHT = Qt.ItemDataRole.UserRole + 13
 
 
 _ROLE_NAMES = {
@@ -74,6 +78,8 @@ _ROLE_NAMES = {
     TaskRole.TASK_ID: b"taskId",
     TaskRole.TASK: b"task",
     TaskRole.ETA: b"eta",
+    TaskRole.PAUSE: b"pauseState",
+    TaskRole.WEIGHT: b"weight",
 }
 
 #: The roles whose values a row snapshot holds, in snapshot order.
@@ -85,6 +91,7 @@ _SNAPSHOT_ROLES = (
     TaskRole.CAN_CANCEL,
     TaskRole.FINISHED,
     TaskRole.ETA,
+    TaskRole.PAUSE,
 )
 
 
@@ -103,7 +110,7 @@ def _clamp(value: float) -> float:
     return 0.0 if value < 0.0 else 1.0 if value > 1.0 else float(value)
 
 
-def _snapshot(task: Task[Any]) -> tuple[str, float, str, str, bool, bool, float | None]:
+def _snapshot(task: Task[Any]) -> tuple[str, float, str, str, bool, bool, float | None, str]:
     """The row's changing values, in ``_SNAPSHOT_ROLES`` order."""
     status = task.get_status()
     finished = status.is_final
@@ -113,8 +120,9 @@ def _snapshot(task: Task[Any]) -> tuple[str, float, str, str, bool, bool, float 
     eta = None if finished else task.get_eta()
     # Tenths of a second: a view shows whole seconds, and rows change less often.
     eta = None if eta is None else round(eta, 1)
+    pause = "" if finished else task.get_pause_state() or ""
     message = task.get_message() or ""
-    return (str(status.value), progress, message, error, can_cancel, finished, eta)
+    return (str(status.value), progress, message, error, can_cancel, finished, eta, pause)
 
 
 class _Row:
@@ -197,6 +205,8 @@ class TaskListModel(QAbstractListModel):
             return row.task.id
         if role == TaskRole.TASK:
             return row.task
+        if role == TaskRole.WEIGHT:
+            return row.task.weight
         if role == Qt.ItemDataRole.ToolTipRole:
             return row.values[3] or row.values[2] or None
         try:
@@ -250,11 +260,31 @@ class TaskListModel(QAbstractListModel):
         cancelled even if the task reports nothing more.
         """
         check_thread(self._owner, "TaskListModel.cancel")
-        if not 0 <= row < len(self._rows):
-            raise IndexError(f"row {row} is out of range (the model has {len(self._rows)})")
-        cancelled = self._rows[row].task.cancel()
+        cancelled = self._task_at(row).cancel()
         self._refresh_row(row)
         return cancelled
+
+    def pause(self, row: int) -> bool:
+        """Pause the task at ``row`` (see ``Task.pause``); True if it was live and not paused.
+
+        The row shows "pausing" at once; "paused" once the task reaches a checkpoint.
+        """
+        check_thread(self._owner, "TaskListModel.pause")
+        paused = self._task_at(row).pause()
+        self._refresh_row(row)
+        return paused
+
+    def resume(self, row: int) -> bool:
+        """Resume the task at ``row`` (see ``Task.resume``); True if it was paused or pausing."""
+        check_thread(self._owner, "TaskListModel.resume")
+        resumed = self._task_at(row).resume()
+        self._refresh_row(row)
+        return resumed
+
+    def _task_at(self, row: int) -> Task[Any]:
+        if not 0 <= row < len(self._rows):
+            raise IndexError(f"row {row} is out of range (the model has {len(self._rows)})")
+        return self._rows[row].task
 
     def refresh(self) -> None:
         """Re-read the manager's live tasks now instead of waiting for its next update."""

@@ -20,45 +20,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .._task import Task, TaskStatus
+from .._labels import eta_text, placeholder_message, status_text
+from .._task import Task
 from ._model import TaskListModel, TaskRole, check_thread
 
 if TYPE_CHECKING:
     from .._manager import TaskManager
 
-__all__ = ["TaskListWidget", "TaskProgressBar", "TaskRowWidget", "status_text"]
+__all__ = ["TaskListWidget", "TaskProgressBar", "TaskRowWidget", "eta_text", "status_text"]
 
 #: Progress bars count in thousandths: QProgressBar takes ints.
 _STEPS = 1000
-
-_STATUS_TEXT = {
-    TaskStatus.PENDING: "Waiting",
-    TaskStatus.RUNNING: "Running",
-    TaskStatus.COMPLETED: "Done",
-    TaskStatus.FAILED: "Failed",
-    TaskStatus.CANCELLED: "Cancelled",
-}
-
-
-def status_text(status: str, can_cancel: bool = True) -> str:
-    """A short human label for a status; a live task asked to stop reads "Cancelling…"."""
-    if status in (TaskStatus.PENDING, TaskStatus.RUNNING) and not can_cancel:
-        return "Cancelling…"
-    try:
-        return _STATUS_TEXT[TaskStatus(status)]
-    except ValueError:
-        return status
-
-
-def eta_text(seconds: float) -> str:
-    """Seconds left as a short label: ``"12 s"``, ``"3 min"``, ``"2 h 5 min"``."""
-    seconds = max(0, round(seconds))
-    if seconds < 90:
-        return f"{seconds} s"
-    minutes = round(seconds / 60)
-    if minutes < 90:
-        return f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60} min"
 
 
 class TaskProgressBar(QWidget):
@@ -136,14 +108,24 @@ class TaskProgressBar(QWidget):
         self.progress_bar.setValue(round(progress * _STEPS))
         percent = f"{progress * 100:.0f} %"
         count = len(live)
-        self.progress_bar.setFormat(percent if count == 1 else f"{count} tasks · {percent}")
+        text_format = percent if count == 1 else f"{count} tasks · {percent}"
+        manager = self._manager
+        left = eta_text(manager.get_overall_eta()) if manager is not None else ""
+        self.progress_bar.setFormat(f"{text_format} · {left}" if left else text_format)
         self.progress_bar.setAccessibleDescription(text)
         if self._hide_when_idle:
             self.setVisible(True)
 
 
 class TaskRowWidget(QFrame):
-    """One row of ``TaskListWidget``: key, kind, message or error, progress, status, cancel."""
+    """One row of ``TaskListWidget``: a task's key, progress, status, pause and cancel.
+
+    Key and kind, the time left, the message (or the error), a progress bar,
+    the status, a pause/resume toggle and a cancel button.
+
+    The toggle pauses cooperatively (``Task.pause``): the task pauses at its next
+    ``context.checkpoint()``, showing "Pausing…" until then.
+    """
 
     def __init__(self, list_widget: TaskListWidget) -> None:
         super().__init__()
@@ -160,21 +142,31 @@ class TaskRowWidget(QFrame):
         self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.title.setMinimumWidth(60)
         self.message.setWordWrap(True)
+        self.eta = QLabel()
+        self.eta.setEnabled(False)  # the style's dimmed look
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, _STEPS)
-        self.progress_bar.setMaximumWidth(160)
+        self.progress_bar.setMaximumWidth(130)
         self.status = QLabel()
         self.status.setMinimumWidth(90)
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setCheckable(True)
+        self.pause_button.clicked.connect(self._on_pause_clicked)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self._on_cancel_clicked)
         text = QVBoxLayout()
         text.setSpacing(2)
         text.addWidget(self.title)
         text.addWidget(self.message)
+        state = QVBoxLayout()
+        state.setSpacing(2)
+        state.addWidget(self.status)
+        state.addWidget(self.eta)
         layout = QHBoxLayout(self)
         layout.addLayout(text, 1)
         layout.addWidget(self.progress_bar)
-        layout.addWidget(self.status)
+        layout.addLayout(state)
+        layout.addWidget(self.pause_button)
         layout.addWidget(self.cancel_button)
         self.key = ""
 
@@ -188,21 +180,31 @@ class TaskRowWidget(QFrame):
         progress = float(model.data(index, TaskRole.PROGRESS))
         kind = str(model.data(index, TaskRole.KIND))
         eta = model.data(index, TaskRole.ETA)
-        label = status_text(status, can_cancel)
+        pause_state = str(model.data(index, TaskRole.PAUSE) or "")
+        label = status_text(status, can_cancel, pause_state)
         self.title.setText(f"{self.key}  ·  {kind}")
-        self.message.setText(error or message or f"{kind} task")
+        self.eta.setText("" if pause_state else eta_text(eta))
+        self.message.setText(
+            error or message or placeholder_message(status, kind) or f"{kind} task"
+        )
         # Errors in red; everything else in the style's own text colour.
         self.message.setStyleSheet("color: #c01c28;" if error else "")
         self.message.setToolTip(error or message)
         self.progress_bar.setValue(round(progress * _STEPS))
-        self.progress_bar.setFormat("%p%" if eta is None else f"%p% · {eta_text(eta)}")
         self.status.setText(label)
+        self.pause_button.setEnabled(can_cancel)
+        self.pause_button.setChecked(bool(pause_state))
+        self.pause_button.setText("Resume" if pause_state else "Pause")
+        self.pause_button.setAccessibleName(f"{'Resume' if pause_state else 'Pause'} {self.key}")
         self.cancel_button.setEnabled(can_cancel)
         self.cancel_button.setAccessibleName(f"Cancel {self.key}")
         self.setAccessibleName(f"{self.key}: {label}, {round(progress * 100)} percent")
 
     def _on_cancel_clicked(self) -> None:
         self._list._cancel_row(self)
+
+    def _on_pause_clicked(self, checked: bool) -> None:
+        self._list._pause_row(self, checked)
 
 
 class TaskListWidget(QWidget):
@@ -279,11 +281,7 @@ class TaskListWidget(QWidget):
 
     def _on_rows_removed(self, parent: QModelIndex, first: int, last: int) -> None:
         for row in self._rows[first : last + 1]:
-            self._column.removeWidget(row)
-            # Hidden now: deleteLater waits for the event loop proper, and nested
-            # processEvents() calls (QtDispatcher.run_until) never delete.
-            row.hide()
-            row.deleteLater()
+            self._forget(row)
         del self._rows[first : last + 1]
         self._update_placeholder()
 
@@ -294,14 +292,20 @@ class TaskListWidget(QWidget):
 
     def _rebuild(self) -> None:
         for row in self._rows:
-            self._column.removeWidget(row)
-            row.hide()
-            row.deleteLater()
+            self._forget(row)
         self._rows = []
         count = self._model.rowCount()
         if count:
             self._on_rows_inserted(QModelIndex(), 0, count - 1)
         self._update_placeholder()
+
+    def _forget(self, row: TaskRowWidget) -> None:
+        # Hidden and unparented now, so Python frees it with its last reference.
+        # Not deleteLater(): nested processEvents() calls (QtDispatcher.run_until)
+        # never run deferred deletes, and PySide6 crashed deleting such a row later.
+        self._column.removeWidget(row)
+        row.hide()
+        row.setParent(None)
 
     def _update_placeholder(self) -> None:
         self._stack.setCurrentIndex(0 if self._rows else 1)
@@ -310,3 +314,12 @@ class TaskListWidget(QWidget):
         check_thread(self._owner, "TaskListWidget cancel")
         if row in self._rows:
             self._model.cancel(self._rows.index(row))
+
+    def _pause_row(self, row: TaskRowWidget, pause: bool) -> None:
+        check_thread(self._owner, "TaskListWidget pause")
+        if row in self._rows:
+            position = self._rows.index(row)
+            if pause:
+                self._model.pause(position)
+            else:
+                self._model.resume(position)
