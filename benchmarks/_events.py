@@ -124,13 +124,20 @@ def events(bench: Any) -> Cells:
         except BenchmarkError as error:
             rows["events.coalesce"]["tasker"] = Cell.note(f"error: {error}")
         try:
-            new_rates: list[float] = []
-            old_rates: list[float] = []
+            new_runs: list[dict[str, Any]] = []
+            old_runs: list[dict[str, Any]] = []
             for _ in range(reps):  # interleaved, so load changes hit both alike
-                new_rates.append(run_scenario(current, "small", small)["rate"])
+                new_runs.append(run_scenario(current, "small", small))
                 if old:
-                    old_rates.append(run_scenario(old, "small", small)["rate"])
+                    old_runs.append(run_scenario(old, "small", small))
+            new_rates = [run["rate"] for run in new_runs]
+            old_rates = [run["rate"] for run in old_runs]
             new_rate = statistics.median(new_rates)
+            bench.notes.append(
+                "12 small events, CPU µs per event (parent + worker, barely moved by load): "
+                + _cpu_text("now", new_runs)
+                + (f"; tasker 0.1 {_cpu_text('', old_runs)}" if old_runs else "")
+            )
             if old_rates:
                 old_rate = statistics.median(old_rates)
                 rows["events.small"]["tasker"] = Cell(
@@ -142,3 +149,9 @@ def events(bench: Any) -> Cells:
         except BenchmarkError as error:
             rows["events.small"]["tasker"] = Cell.note(f"error: {error}")
     return rows
+
+
+def _cpu_text(label: str, runs: list[dict[str, Any]]) -> str:
+    parent = statistics.median(run["parent_us"] for run in runs)
+    worker = statistics.median(run["worker_us"] for run in runs)
+    return f"{label} {parent:.2f} + {worker:.2f}".strip()

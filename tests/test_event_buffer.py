@@ -291,3 +291,20 @@ def test_payload_sizes() -> None:
     assert payload_size((1, b"x" * 100)) == 64 + 64 + 100
     assert payload_size({"data": b"x" * 100}) == 64 + 4 + 100
     assert payload_size(b"") == 1
+
+
+def test_timeout_releases_a_waiting_thread_sender(task_manager: TaskManager) -> None:
+    from tasker import TaskTimeoutError
+
+    returned = threading.Event()
+    task = task_manager.run_thread(
+        send_until_cancelled,
+        600,
+        returned,
+        when_event=lambda *a: None,
+        event_buffer=1000,
+        timeout=0.2,
+    )
+    assert returned.wait(10.0)  # the main loop never ran: only the timeout woke it
+    run_until(lambda: not task_manager.has_tasks())
+    assert isinstance(task.exception(), TaskTimeoutError)

@@ -34,3 +34,19 @@ def coalesced_frames(context: ExecutionContext, count: int) -> str:
 def quick(context: ExecutionContext, value: int) -> int:
     """Return at once."""
     return value
+
+
+def stream_from_threads(context: ExecutionContext, threads: int, count: int, size: int) -> int:
+    """``threads`` threads each send ``count`` events ``(thread, number, bytes)``."""
+    import threading
+
+    def send(index: int) -> None:
+        for number in range(count):
+            context.send_event("frame", (index, number, b"\x03" * size))
+
+    workers = [threading.Thread(target=send, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return threads * count

@@ -127,3 +127,33 @@ def test_unbounded_and_tiny_windows_deliver_everything(make_manager, window):
     settle(manager)
     assert task.result() == 30
     assert [data[0] for _, data in events.items] == list(range(30))
+
+
+def test_threads_of_a_worker_share_the_window(make_manager):
+    # Several threads of one task wait for credit at once: one of them reads
+    # the channel, the others wait for it; nothing is lost or reordered.
+    manager = make_manager(max_workers=1)
+    received: list[tuple[int, int]] = []
+    task = manager.run_process(
+        work.stream_from_threads,
+        3,
+        40,
+        256 * 1024,
+        when_event=lambda t, n, d: received.append((d[0], d[1])),
+        event_buffer=MIB,
+    )
+    settle(manager, 60)
+    assert task.result() == 120
+    for index in range(3):
+        assert [number for i, number in received if i == index] == list(range(40))
+
+
+def test_timeout_wakes_a_worker_waiting_for_credit(make_manager):
+    from tasker import TaskTimeoutError
+
+    manager = make_manager(max_workers=1, cancel_grace=120.0, event_buffer=MIB)
+    task = manager.run_process(
+        work.stream_until_cancelled, 256 * 1024, when_event=Events(), timeout=0.3
+    )
+    wait_off_loop(task.is_final, 20.0)  # no credit came back: the timeout woke it
+    assert isinstance(task.exception(), TaskTimeoutError)
