@@ -353,11 +353,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(render_text(shown))
         for note in notes:
             print(f"* {note}")
+    dask_table = ""
     if with_dask:
         from . import _dask
 
+        dask_table = _dask.run(args.smoke)
         print()
-        print(_dask.run(args.smoke))
+        print(dask_table)
     if with_progress:
         from . import _progress
 
@@ -370,7 +372,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_qt.run(args.smoke))
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(render_markdown(shown, mode=mode, notes=notes))
+        text = render_markdown(shown, mode=mode, notes=notes)
+        if dask_table:
+            text += f"\n```\n{dask_table}\n```\n"
+        args.markdown.write_text(text)
     return 0
 
 

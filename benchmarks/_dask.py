@@ -8,6 +8,8 @@ Both columns run the same tasks through the same public API
 
 from __future__ import annotations
 
+import os
+import signal
 import statistics
 import sys
 import time
@@ -36,6 +38,13 @@ def until_cancelled(context: Any) -> None:
     context.send_event("started", None)
     while not context.is_cancelled():
         time.sleep(0.0005)
+
+
+def wait_to_be_killed(context: Any) -> None:
+    context.send_event("pid", os.getpid())
+    deadline = time.monotonic() + 60.0
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def burn(context: Any, seconds: float) -> int:
@@ -149,6 +158,26 @@ def _cancel_latency(system: _System, samples: int) -> float:
     return statistics.median(times) * 1000
 
 
+def _crash_latency(system: _System, samples: int) -> float:
+    times = []
+    for _ in range(samples):
+        marks: dict[str, float] = {}
+
+        def on_event(task: Any, name: str, pid: Any, marks: dict[str, float] = marks) -> None:
+            marks["kill"] = time.perf_counter()
+            os.kill(pid, signal.SIGKILL)
+
+        task = system.manager.run_process(
+            wait_to_be_killed,
+            when_event=on_event,
+            when_done=lambda t, marks=marks: marks.setdefault("done", time.perf_counter()),
+        )
+        system.wait(lambda marks=marks: "done" in marks)
+        assert task.get_status() == "failed"
+        times.append(marks["done"] - marks["kill"])
+    return statistics.median(times) * 1000
+
+
 def _batch(system: _System, tasks: int, seconds: float) -> float:
     start = time.perf_counter()
     handles = [system.manager.run_process(burn, seconds) for _ in range(tasks)]
@@ -163,6 +192,7 @@ ROWS = (
     ("progress", "progress latency (worker → tasks_updated), median", "ms"),
     ("cancel", "cancel latency (cancel → when_done), median", "ms"),
     ("batch", "8 x 250 ms CPU tasks on 2 workers, wall time", "ms"),
+    ("crash", "worker SIGKILL → WorkerCrashedError on main thread, median", "ms"),
 )
 
 
@@ -185,6 +215,8 @@ def measure(smoke: bool) -> dict[str, dict[str, float | str]]:
             out["progress"][name] = _progress_latency(system, 5 if smoke else 15)
             out["cancel"][name] = _cancel_latency(system, samples // 2)
             out["batch"][name] = _batch(system, 8, 0.05 if smoke else 0.25) * 1000
+            # Last: Dask restarts a killed worker in the background, which would slow what follows.
+            out["crash"][name] = _crash_latency(system, 2 if smoke else 5)
         except Exception as exc:
             for key in out:
                 out[key].setdefault(name, f"error: {type(exc).__name__}: {exc}")
@@ -208,11 +240,10 @@ def render(results: dict[str, dict[str, float | str]]) -> str:
     for key, label, unit in ROWS:
         local = results[key].get("local")
         dask = results[key].get("dask")
-        ratio = (
-            f"{dask / local:.1f}x"
-            if isinstance(local, float) and isinstance(dask, float) and local > 0
-            else "-"
-        )
+        ratio = "-"
+        if isinstance(local, float) and isinstance(dask, float) and local > 0:
+            value = dask / local
+            ratio = f"{value:.1f}x" if value >= 1 else f"{value:.2g}x"
         lines.append((label, unit, cell(local), cell(dask), ratio))
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     text = []

@@ -50,6 +50,13 @@ def test_benchmark_smoke_run_prints_a_table(tmp_path: Path) -> None:
     if "skipped" not in qt:
         assert "superqt threads" in qt and "tasker threads" in qt
         assert any(line.startswith("GUI-loop lateness p99") for line in lines)
+    # The Dask rows (tasker on a LocalCluster vs the local pool), when the dask extra is there.
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        assert "Dask rows" in done.stdout and "Dask LocalCluster" in done.stdout
     text = markdown.read_text()
     assert "| metric |" in text
     assert "CPU" in text

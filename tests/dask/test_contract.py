@@ -31,6 +31,7 @@ from tasker._dispatch._glib import GLibDispatcher
 from tasker.dask import DaskBackend
 from tasker.testing import run_until
 
+from ..process._util import descendants, process_gone
 from . import _work as work
 
 SLOW = 60.0
@@ -252,20 +253,12 @@ def test_restart_on_grace_restarts_the_stuck_worker(backend: DaskBackend, tmp_pa
         task.cancel()
         finish(task)
         assert task.get_status() == TaskStatus.CANCELLED
-        run_until(lambda: not _alive(pid), SLOW)
+        run_until(lambda: process_gone(pid), SLOW)
         assert finish(manager.run_process(work.add, 3, 4)).result() == 7
     finally:
         manager.shutdown(timeout=10.0)
     # The shared client stays usable: shutting down a backend leaves a passed-in client open.
     assert backend.client is not None and backend.client.status == "running"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_bad_input_is_refused_clearly():
@@ -289,3 +282,53 @@ def test_one_backend_serves_one_manager(backend: DaskBackend):
             other.run_process(work.add, 1, 1)
     finally:
         other.shutdown(timeout=1.0)
+
+
+def test_connect_by_address(backend: DaskBackend, caplog: pytest.LogCaptureFixture):
+    client = backend.client
+    assert client is not None
+    remote = DaskBackend(client.scheduler.address)
+    manager = TaskManager(GLibDispatcher(), process_backend=remote)
+    try:
+        recorder = Recorder()
+        task = manager.run_process(
+            work.many_events, 3, when_event=recorder.when_event, when_done=recorder.when_done
+        )
+        finish(task, recorder)
+        assert task.result() == 3
+        assert recorder.order == [("n", 0), ("n", 1), ("n", 2), ("done", TaskStatus.COMPLETED)]
+    finally:
+        manager.shutdown(timeout=10.0)
+    # The embedded scheduler runs nothing twice (allowed-failures is 0): no warning.
+    assert "re-runs" not in caplog.text
+    # Our own connection is closed; the cluster it reached is not.
+    assert remote.client is not None and remote.client.status == "closed"
+    assert client.status == "running"
+
+
+def test_unreachable_scheduler_fails_tasks_clearly():
+    backend = DaskBackend("tcp://127.0.0.1:9", start_timeout=0.5)
+    manager = TaskManager(GLibDispatcher(), process_backend=backend)
+    try:
+        task = finish(manager.run_process(work.add, 1, 1))
+        assert task.get_status() == TaskStatus.FAILED
+        error = task.exception()
+        assert isinstance(error, OSError)
+        assert "127.0.0.1:9" in str(error)
+    finally:
+        manager.shutdown(timeout=2.0)
+
+
+def test_shutdown_stops_a_stuck_task_and_leaves_no_process(tmp_path: Path):
+    before = set(descendants(os.getpid()))
+    backend = DaskBackend(n_workers=1)
+    manager = TaskManager(GLibDispatcher(), process_backend=backend, cancel_grace=0.2)
+    recorder = Recorder()
+    task = manager.run_process(
+        work.ignore_cancel, str(tmp_path / "never"), when_event=recorder.when_event
+    )
+    pid = recorder.first("started")
+    manager.shutdown(timeout=4.0)
+    assert task.get_status() == TaskStatus.CANCELLED
+    run_until(lambda: process_gone(pid), SLOW)
+    run_until(lambda: set(descendants(os.getpid())) <= before, SLOW)

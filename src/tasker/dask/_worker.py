@@ -4,12 +4,12 @@
 function a tasker ``ExecutionContext`` and talks to the parent only by
 ``Worker.log_event`` messages on the backend's topic (see ``_backend`` for
 why): ``start``, coalesced ``progress``, reliable in-order ``event`` and a
-final ``end``; the result travels as Dask's own task result. It never raises
-for the user's errors: it returns them pickled, so their type and traceback
-survive as in tasker's local pool.
+final ``end``, which also carries a small outcome (a large one travels as
+Dask's own task result). It never raises for the user's errors: it returns
+them pickled, so their type and traceback survive as in tasker's local pool.
 
 One reporter thread per worker process sends the latest progress of every
-running task at most ``update_rate`` times a second and, in the same pass,
+running task at most ``update_rate`` times a second and, every 10 ms,
 refreshes each task's local cancel flag from the worker's own state (a
 task whose Dask future was cancelled is in state ``cancelled`` there), so
 ``is_cancelled()`` is a byte read and never a scheduler round trip.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import pickle
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from .._context import ExecutionContext, ProgressReport
@@ -37,13 +38,21 @@ START = "s"
 PROGRESS = "p"
 EVENT = "e"
 END = "x"
+#: An outcome up to this many bytes travels in the end message instead of as the task result.
+INLINE_LIMIT = 16 * 1024
+INLINE = "inline"
+#: Seconds between refreshes of the running tasks' cancel flags from the worker's state.
+CANCEL_REFRESH = 0.01
 
 
 def run_task(key: str, topic: str, update_rate: float, blob: bytes) -> tuple[Any, ...]:
     """Run the pickled ``(fn, args, kwargs)`` in ``blob`` as tasker task ``key``.
 
-    Returns ``("ok", pickled result)``, ``("error", meta, pickled exception)``
-    or ``("skipped",)`` when the task was cancelled before it started.
+    The outcome is ``("ok", pickled result)``, ``("error", meta, pickled
+    exception)`` or ``("skipped",)`` when the task was cancelled before it
+    started. A small outcome rides in the ``end`` message, which saves the
+    parent a fetch from this worker, and ``("inline",)`` is returned; a large
+    one is returned, to travel as Dask's task result.
     """
     from distributed import get_worker
 
@@ -52,13 +61,11 @@ def run_task(key: str, topic: str, update_rate: float, blob: bytes) -> tuple[Any
     worker.log_event(topic, {"t": START, "k": key, "w": worker.address, "pid": os.getpid()})
     reporter = _reporter(worker, 1.0 / update_rate)
     if run.refresh_cancelled():
-        run.end()
-        return ("skipped",)
+        return run.end(("skipped",))
     try:
         fn, args, kwargs = pickle.loads(blob)
     except BaseException as error:
-        run.end()
-        return _error(error)
+        return run.end(_error(error))
     del blob
     context = ExecutionContext(run.report, run.flag, 0, _ContextBackend(run))
     reporter.add(run)
@@ -66,8 +73,7 @@ def run_task(key: str, topic: str, update_rate: float, blob: bytes) -> tuple[Any
         result = fn(context, *args, **kwargs)
     except BaseException as error:
         reporter.remove(run)
-        run.end()
-        return _error(error)
+        return run.end(_error(error))
     reporter.remove(run)
     del fn, args, kwargs
     try:
@@ -77,10 +83,8 @@ def run_task(key: str, topic: str, update_rate: float, blob: bytes) -> tuple[Any
             f"the result of type {describe_type(result)} cannot be pickled: {error}"
         )
         failure.__cause__ = error
-        run.end()
-        return _error(failure)
-    run.end()
-    return ("ok", data)
+        return run.end(_error(failure))
+    return run.end(("ok", data))
 
 
 def _error(error: BaseException) -> tuple[Any, ...]:
@@ -91,7 +95,7 @@ def _error(error: BaseException) -> tuple[Any, ...]:
 class _Run:
     """One running task: its report, cancel flag and event sequence."""
 
-    __slots__ = ("events", "flag", "key", "report", "topic", "worker")
+    __slots__ = ("events", "flag", "key", "report", "sent_at", "topic", "worker")
 
     def __init__(self, worker: Worker, key: str, topic: str) -> None:
         self.worker = worker
@@ -100,6 +104,7 @@ class _Run:
         self.report = ProgressReport(_nothing)  # the reporter polls; no wake-up needed
         self.flag = bytearray(1)
         self.events = 0
+        self.sent_at = 0.0  # when the reporter last sent this task's progress
 
     def refresh_cancelled(self) -> bool:
         """Set the flag if the worker no longer runs this key for the scheduler."""
@@ -118,11 +123,17 @@ class _Run:
         report.dirty = False  # cleared before reading: a later write flags it again
         self.send({"t": PROGRESS, "p": report.progress, "m": report.message})
 
-    def end(self) -> None:
+    def end(self, outcome: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Send the end marker (with ``outcome`` if small); return what the task returns."""
         # The last progress and the number of events sent: the parent checks
-        # that it has every event before the task's result.
+        # that it has every event before the task's outcome.
         report = self.report
-        self.send({"t": END, "p": report.progress, "m": report.message, "n": self.events})
+        message = {"t": END, "p": report.progress, "m": report.message, "n": self.events}
+        if sum(len(part) for part in outcome[1:]) <= INLINE_LIMIT:
+            message["o"] = outcome
+            outcome = (INLINE,)
+        self.send(message)
+        return outcome
 
 
 def _nothing() -> None:
@@ -204,17 +215,19 @@ class _Reporter:
                 while not self._runs:
                     self._changed.wait()
                 runs = list(self._runs)
+            now = time.monotonic()
             for run in runs:
                 try:
                     run.refresh_cancelled()
-                    if run.report.dirty:
+                    # Progress at most once per interval per task (the rate limit).
+                    if run.report.dirty and now - run.sent_at >= self.interval:
+                        run.sent_at = now
                         run.send_progress()
                 except Exception:  # the worker is closing: nothing left to report to
                     pass
-            # Wait one interval: this is both the progress rate limit and the
-            # cancel-flag refresh period.
-            with self._changed:
-                self._changed.wait(self.interval)
+            # The cancel flags are refreshed more often than progress is sent:
+            # reading the worker's own task state costs next to nothing.
+            time.sleep(min(self.interval, CANCEL_REFRESH))
 
 
 _reporter_lock = threading.Lock()
