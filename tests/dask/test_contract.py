@@ -332,3 +332,33 @@ def test_shutdown_stops_a_stuck_task_and_leaves_no_process(tmp_path: Path):
     assert task.get_status() == TaskStatus.CANCELLED
     run_until(lambda: process_gone(pid), SLOW)
     run_until(lambda: set(descendants(os.getpid())) <= before, SLOW)
+
+
+def test_tls_embedded_cluster_and_address():
+    pytest.importorskip("cryptography")  # Security.temporary() makes its certificates with it
+    from distributed import Security
+
+    security = Security.temporary()
+    backend = DaskBackend(security=security, n_workers=1)
+    manager = TaskManager(GLibDispatcher(), process_backend=backend)
+    try:
+        address = backend.start().scheduler.address
+        assert address.startswith("tls://127.0.0.1:")
+        assert finish(manager.run_process(work.add, 1, 2)).result() == 3
+        # The address, reached with the same Security, serves another manager.
+        remote = TaskManager(
+            GLibDispatcher(), process_backend=DaskBackend(address, security=security)
+        )
+        try:
+            assert finish(remote.run_process(work.add, 3, 4)).result() == 7
+        finally:
+            remote.shutdown(timeout=5.0)
+        # Without it, the task fails with Dask's own explanation, and nothing hangs.
+        plain = TaskManager(GLibDispatcher(), process_backend=DaskBackend(address, start_timeout=5))
+        try:
+            error = finish(plain.run_process(work.add, 1, 1)).exception()
+            assert error is not None and "TLS" in str(error)
+        finally:
+            plain.shutdown(timeout=5.0)
+    finally:
+        manager.shutdown(timeout=10.0)
