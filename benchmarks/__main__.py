@@ -156,6 +156,34 @@ def row_specs(grace: float) -> list[RowSpec]:
         *lean_row_specs(),
         *event_row_specs(),
         *origin_row_specs(),
+        *scheduling_row_specs(),
+    ]
+
+
+def scheduling_row_specs() -> list[RowSpec]:
+    """Metric 13 (issue 13, see benchmarks/_scheduling.py): key policies and groups."""
+    return [
+        RowSpec(
+            "sched.started",
+            "13 slider, 1,000 moves in 2 s, keep_latest+debounce: renders started",
+            "",
+            "lower",
+        ),
+        RowSpec(
+            "sched.killed",
+            "13 slider: renders killed halfway",
+            "",
+            "lower",
+            Target("le", 0, "0"),
+        ),
+        RowSpec("sched.latency", "13 slider: last move → its render's when_done", "ms", "lower"),
+        RowSpec(
+            "sched.submit",
+            "13 submit with policy + group ÷ plain submit",
+            "x",
+            "lower",
+            Target("le", 1.2, "≤ 1.2"),
+        ),
     ]
 
 
@@ -293,7 +321,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated metric numbers (1-12), dask, progress or qt to run, default all",
+        help="comma-separated metric numbers (1-13), dask, progress or qt to run, default all",
     )
     parser.add_argument(
         "--systems",

@@ -12,7 +12,7 @@ from typing import Any
 
 from gi.repository import GLib
 
-from . import _coldstart, _events, _lean, _origin, _peers, _tasker, _work
+from . import _coldstart, _events, _lean, _origin, _peers, _scheduling, _tasker, _work
 from ._harness import (
     BenchmarkError,
     CallbackCounter,
@@ -790,5 +790,6 @@ METRICS: dict[str, Callable[[Bench], Cells]] = {
     "10": _origin.origin,
     "11": _lean.lean,
     "12": _events.events,
+    "13": _scheduling.policies,
 }
 """Metric number (as in issue 5) -> benchmark; each returns row key -> system -> cell."""

@@ -9,12 +9,15 @@ import tasker
 EXPECTED_ALL = {
     "AsyncioDispatcher",
     "CallableDispatcher",
+    "CancelReason",
     "CancelledError",
     "DelayedCall",
     "Dispatcher",
     "ExecutionContext",
     "GLibDispatcher",
+    "Group",
     "InlineDispatcher",
+    "KeyPolicy",
     "ManagerShutdownError",
     "RemoteTraceback",
     "SerializationError",
@@ -30,10 +33,21 @@ EXPECTED_ALL = {
     "TasksUpdatedSignal",
     "ThreadDispatcher",
     "WorkerCrashedError",
+    "register_owner_type",
     "task_mgr",
 }
 
-MANAGER_KEYWORDS = ["key", "when_done", "when_event", "timeout", "cancel_grace"]
+MANAGER_KEYWORDS = [
+    "key",
+    "when_done",
+    "when_event",
+    "timeout",
+    "cancel_grace",
+    "policy",
+    "debounce",
+    "group",
+    "owner",
+]
 
 
 def test_all_is_pinned() -> None:

@@ -40,20 +40,26 @@ if TYPE_CHECKING:
         TaskTimeoutError,
         WorkerCrashedError,
     )
+    from ._group import Group
     from ._main_calls import DelayedCall
     from ._manager import TaskManager
+    from ._owners import register_owner_type
+    from ._scheduling import KeyPolicy
     from ._signal import TasksUpdatedSignal
-    from ._task import Task, TaskKind, TaskStatus, TaskTimings
+    from ._task import CancelReason, Task, TaskKind, TaskStatus, TaskTimings
 
 __all__ = [
     "AsyncioDispatcher",
     "CallableDispatcher",
+    "CancelReason",
     "CancelledError",
     "DelayedCall",
     "Dispatcher",
     "ExecutionContext",
     "GLibDispatcher",
+    "Group",
     "InlineDispatcher",
+    "KeyPolicy",
     "ManagerShutdownError",
     "RemoteTraceback",
     "SerializationError",
@@ -69,6 +75,7 @@ __all__ = [
     "TasksUpdatedSignal",
     "ThreadDispatcher",
     "WorkerCrashedError",
+    "register_owner_type",
     "task_mgr",
 ]
 
@@ -163,6 +170,11 @@ _LAZY = {
     "TaskKind": "_task",
     "TaskStatus": "_task",
     "TaskTimings": "_task",
+    # issue 13: policies, groups, owners, cancel reasons
+    "CancelReason": "_task",
+    "Group": "_group",
+    "KeyPolicy": "_scheduling",
+    "register_owner_type": "_owners",
 }
 
 

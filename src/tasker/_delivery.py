@@ -384,6 +384,8 @@ class Delivery:
                                 self.hidden -= 1
                         delivered += 1
                         self._deliver_done(item)
+                        if item._sched is not None:  # a group or owner to tell
+                            self._manager._scheduled_delivered(item)
                     else:
                         item()  # type: ignore[operator]
                     if monotonic() >= deadline:
@@ -475,11 +477,18 @@ class Delivery:
         """See ``TaskManager.wait_until_settled``."""
         if self.undelivered == 0 and not self._inbox:
             return True
-        outcome = self.dispatcher().run_until(self.is_settled, timeout)
+        return self.wait_for(self.is_settled, timeout)
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
+        """Wait until ``predicate()`` (a delivery made it true: ``settled`` is notified).
+
+        On the dispatcher's thread the main loop keeps turning meanwhile.
+        """
+        outcome = self.dispatcher().run_until(predicate, timeout)
         if outcome is not None:
             return outcome
         with self.settled:
-            return self.settled.wait_for(self.is_settled, timeout)
+            return self.settled.wait_for(predicate, timeout)
 
 
 def _run_main_call(

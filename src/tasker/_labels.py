@@ -6,7 +6,9 @@ Qt rows read the same.
 
 from __future__ import annotations
 
-from ._task import TaskStatus
+import contextlib
+
+from ._task import CancelReason, TaskStatus
 
 __all__ = ["eta_text", "placeholder_message", "status_text"]
 
@@ -19,10 +21,23 @@ _STATUS_TEXT = {
 }
 
 
-def status_text(status: str, can_cancel: bool = True, pause_state: str = "") -> str:
+# What a cancelled task's row says, by its cancel reason (issue 13); user: "Cancelled".
+_CANCEL_TEXT = {
+    CancelReason.REPLACED: "Replaced",
+    CancelReason.SUPERSEDED: "Superseded",
+    CancelReason.OWNER_GONE: "Owner gone",
+    CancelReason.GROUP: "Group stopped",
+    CancelReason.SHUTDOWN: "Shut down",
+}
+
+
+def status_text(
+    status: str, can_cancel: bool = True, pause_state: str = "", cancel_reason: str = ""
+) -> str:
     """A short human label for a status; a live task asked to stop reads "Cancelling…".
 
-    A live task asked to pause reads "Pausing…" until it is "Paused".
+    A live task asked to pause reads "Pausing…" until it is "Paused". A
+    cancelled task says why when it was not the user: "Replaced", "Superseded", ...
     """
     if status in (TaskStatus.PENDING, TaskStatus.RUNNING):
         if not can_cancel:
@@ -31,6 +46,9 @@ def status_text(status: str, can_cancel: bool = True, pause_state: str = "") -> 
             return "Paused"
         if pause_state == "pausing":
             return "Pausing…"
+    if status == TaskStatus.CANCELLED and cancel_reason:
+        with contextlib.suppress(ValueError):
+            return _CANCEL_TEXT.get(CancelReason(cancel_reason), "Cancelled")
     try:
         return _STATUS_TEXT[TaskStatus(status)]
     except ValueError:

@@ -13,7 +13,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Hashable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, TypeVarTuple, Unpack
 
 from . import _runtime
@@ -30,9 +30,12 @@ from ._flow import (
     send_now,
     send_waiting,
 )
+from ._group import Group
+from ._owners import Owners, mute
 from ._pausing import PauseControl
 from ._progress import overall_eta, weighted_progress
-from ._task import StopReason, Task, TaskKind, TaskStatus
+from ._scheduling import KeyPolicy, Plan, Scheduler, Ticket
+from ._task import CancelReason, StopReason, Task, TaskKind, TaskStatus
 from ._timeline import TRACE_HISTORY, Record, build_trace, record, write_json
 
 if TYPE_CHECKING:
@@ -55,6 +58,10 @@ Ts = TypeVarTuple("Ts")
 P = ParamSpec("P")
 
 logger = logging.getLogger("tasker")
+
+#: What a cancel must still do once the lock is released: (was pending, held
+#: by the scheduler, the task's Gio.Cancellable or None, its resume Event or None).
+_Stop = tuple[bool, bool, Any, Any]
 
 
 class _Default:
@@ -117,11 +124,13 @@ class TaskManager:
         # bookkeeping, never while user code or a backend call runs.
         self._lock = threading.Lock()
         self._tasks: dict[int, Task[Any]] = {}
-        self._keys: dict[Hashable, Task[Any]] = {}
+        # Who decides when a task starts (keys, policies, groups, the waiting queue).
+        self._scheduler = Scheduler()
         self._delivery = Delivery(self, scheduler)
         self._pausing = PauseControl(self)
         # Records of the last finished tasks, for write_trace (appended under the lock).
         self._history: deque[Record] = deque(maxlen=TRACE_HISTORY)
+        self._owners: Owners | None = None
         self._options: dict[str, Any] = {}
         self._apply_options(
             max_workers=max_workers,
@@ -237,6 +246,10 @@ class TaskManager:
         visible: bool = True,
         weight: float = 1.0,
         event_buffer: int | _Default | None = _DEFAULT,
+        policy: KeyPolicy | str | None = None,
+        debounce: float | None = None,
+        group: Group | None = None,
+        owner: object | None = None,
         **kwargs: Any,
     ) -> Task[T]:
         """Run ``await coro_fn(context, *args, **kwargs)`` on the manager's asyncio loop.
@@ -250,20 +263,23 @@ class TaskManager:
                 f"add_coroutine() needs an async def function, not {_describe(coro_fn)}; "
                 "use run_thread() or run_process() for plain functions"
             )
-        task: Task[T] = self._new_task(
+        start = functools.partial(self._hand_coroutine, coro_fn, args, kwargs)
+        return self._new_task(
             TaskKind.COROUTINE,
             key,
             when_done,
             when_event,
             timeout,
             cancel_grace,
-            visible,
-            weight,
-            event_buffer,
+            start,
+            policy=policy,
+            debounce=debounce,
+            group=group,
+            owner=owner,
+            visible=visible,
+            weight=weight,
+            event_buffer=event_buffer,
         )
-        if not self._loop().call_soon(self._start_coroutine, task, coro_fn, args, kwargs):
-            self._refused(task)
-        return task
 
     def run_thread(
         self,
@@ -278,6 +294,10 @@ class TaskManager:
         visible: bool = True,
         weight: float = 1.0,
         event_buffer: int | _Default | None = _DEFAULT,
+        policy: KeyPolicy | str | None = None,
+        debounce: float | None = None,
+        group: Group | None = None,
+        owner: object | None = None,
         **kwargs: Any,
     ) -> Task[T]:
         """Run ``func(context, *args, **kwargs)`` on a worker thread (shared memory, no pickling).
@@ -286,22 +306,23 @@ class TaskManager:
         thread cannot be killed, so ``cancel_grace`` is unused.
         """
         _check_plain_function(func, "run_thread")
-        task: Task[T] = self._new_task(
+        start = functools.partial(self._hand_thread, func, args, kwargs)
+        return self._new_task(
             TaskKind.THREAD,
             key,
             when_done,
             when_event,
             timeout,
             cancel_grace,
-            visible,
-            weight,
-            event_buffer,
+            start,
+            policy=policy,
+            debounce=debounce,
+            group=group,
+            owner=owner,
+            visible=visible,
+            weight=weight,
+            event_buffer=event_buffer,
         )
-        if not self._threads().submit(
-            functools.partial(self._run_thread_task, task, func, args, kwargs)
-        ):
-            self._refused(task)
-        return task
 
     def run_process(
         self,
@@ -316,6 +337,10 @@ class TaskManager:
         visible: bool = True,
         weight: float = 1.0,
         event_buffer: int | _Default | None = _DEFAULT,
+        policy: KeyPolicy | str | None = None,
+        debounce: float | None = None,
+        group: Group | None = None,
+        owner: object | None = None,
         **kwargs: Any,
     ) -> Task[T]:
         """Run ``func(context, *args, **kwargs)`` in a worker process.
@@ -325,25 +350,24 @@ class TaskManager:
         worker killed and replaced.
         """
         _check_plain_function(func, "run_process")
-        task: Task[T] = self._new_task(
+        grace = self._options["cancel_grace"] if cancel_grace is None else cancel_grace
+        start = functools.partial(self._hand_process, func, args, kwargs, grace)
+        return self._new_task(
             TaskKind.PROCESS,
             key,
             when_done,
             when_event,
             timeout,
             cancel_grace,
-            visible,
-            weight,
-            event_buffer,
+            start,
+            policy=policy,
+            debounce=debounce,
+            group=group,
+            owner=owner,
+            visible=visible,
+            weight=weight,
+            event_buffer=event_buffer,
         )
-        try:
-            backend = self._process_runner()
-        except BaseException as error:  # e.g. a process_backend that serves another manager
-            self._finish(task, error=error)
-            raise
-        grace = self._options["cancel_grace"] if cancel_grace is None else cancel_grace
-        backend.submit(task, func, args, kwargs, timeout=task.timeout, cancel_grace=grace)
-        return task
 
     def start_workers(self, n: int | None = None) -> None:
         """Start worker processes now, ahead of need: up to ``n`` (``None``: ``max_workers``).
@@ -378,10 +402,22 @@ class TaskManager:
         when_event: Callable[[Task[T], str, Any], object] | None,
         timeout: float | None,
         cancel_grace: float | None,
+        start: Callable[[Task[Any]], object],
+        *,
+        policy: KeyPolicy | str | None = None,
+        debounce: float | None = None,
+        group: Group | None = None,
+        owner: object | None = None,
         visible: bool = True,
         weight: float = 1.0,
         event_buffer: int | _Default | None = _DEFAULT,
     ) -> Task[T]:
+        """Check the call, register the task and start it, or let the scheduler hold it.
+
+        ``start(task)`` hands the task to its backend; the scheduler calls it
+        later for a task that may not start yet. Under ``policy="keep"`` the
+        live task with the key may be returned instead of a new one.
+        """
         if key is not None:
             hash(key)  # an unhashable key fails here, with Python's own TypeError
         for name, callback in (("when_done", when_done), ("when_event", when_event)):
@@ -397,9 +433,13 @@ class TaskManager:
             window = self._options["event_buffer"]
         else:
             window = check_event_buffer(event_buffer)
+        scheduled = policy is not None or debounce is not None or group is not None
+        if scheduled or owner is not None:
+            key_policy = _check_scheduling(key, policy, debounce, group)
         # A bad scheduler fails here, before the task is registered, not after.
         delivery = self._delivery
         delivery.dispatcher()
+        record = None if owner is None else self._owner_records().record_for(owner)
         report = ProgressReport(None)
         report.notify = functools.partial(delivery.mark_dirty, report)
         task: Task[T] = Task(
@@ -415,12 +455,26 @@ class TaskManager:
             EventCredit(window),
         )
         report.task = task  # the update tick feeds the task's rate estimator from its report
+        ticket = None
+        if scheduled or record is not None:
+            lane = None if group is None else group._lane
+            ticket = Ticket(start, key_policy, debounce, lane, record)
+            ticket.group = group
+            task._sched = ticket
+        scheduler = self._scheduler
+        plan = None
         with self._lock:
             if self._shut_down:
                 raise ManagerShutdownError("this TaskManager has been shut down")
+            if group is not None and group._manager is not self:
+                if group._manager is not None:
+                    raise ValueError(f"{group!r} belongs to another TaskManager")
+                group._manager = self
+            if ticket is not None and key_policy is KeyPolicy.KEEP:
+                kept = self._kept_locked(task.key)
+                if kept is not None:
+                    return kept  # nothing registered, none of this call's callbacks attached
             self._start_locked()
-            previous = self._keys.get(task.key)
-            self._keys[task.key] = task
             self._tasks[task.id] = task
             delivery.undelivered += 1
             if not visible:
@@ -428,11 +482,28 @@ class TaskManager:
             # The new task is announced by the update tick, under the same
             # lock: one acquisition per start.
             delay = delivery.announce_locked()
-        if previous is not None:
-            # "Newest wins": the old owner of the key is cancelled, not awaited.
-            self._cancel(previous, StopReason.CANCEL)
+            if ticket is None and scheduler.admit_plain_locked(task):
+                stops = None
+            else:
+                plan = Plan()
+                if group is not None:
+                    group._live[task.id] = task
+                if record is not None:
+                    record.tasks.add(task)
+                if record is not None and record.gone:
+                    mute(task)
+                    stops = self._stops_locked([(task, CancelReason.OWNER_GONE)])
+                else:
+                    scheduler.admit_locked(task, start, ticket, plan)
+                    stops = self._stops_locked(plan.cancels) if plan.cancels else None
         if delay is not None:
             delivery.arm_tick(delay)
+        if plan is None:
+            start(task)
+            return task
+        self._carry_out(stops, plan.starts)
+        if ticket is not None and debounce is not None and not task._status.is_final:
+            self._loop().call_later(debounce, self._debounced, task)
         return task
 
     def _start_locked(self) -> None:
@@ -440,6 +511,82 @@ class TaskManager:
         if not self._started:
             self._started = True
             atexit.register(_shutdown_at_exit, weakref.ref(self))
+            cpus = os.cpu_count() or 1
+            capacity = self._scheduler.capacity
+            capacity[TaskKind.THREAD] = self._options["max_threads"] or min(32, cpus + 4)
+            capacity[TaskKind.PROCESS] = self._options["max_workers"] or cpus
+
+    def _kept_locked(self, key: Hashable) -> Task[Any] | None:
+        """Under ``policy="keep"``: the live task a new call returns, if any."""
+        live = [t for t in self._scheduler.live_locked(key) if t._stop_reason is None]
+        if not live:
+            return None
+        head = self._scheduler.head_locked(key)
+        return head if head in live else live[0]
+
+    def _debounced(self, task: Task[Any]) -> None:
+        """The quiet time of a debounced task is over (on the coroutine loop's thread)."""
+        plan = Plan()
+        with self._lock:
+            self._scheduler.debounced_locked(task, plan)
+            stops = self._stops_locked(plan.cancels)
+        self._carry_out(stops, plan.starts)
+
+    def _carry_out(
+        self,
+        stops: list[tuple[Task[Any], _Stop]] | None,
+        starts: Sequence[tuple[Task[Any], Callable[[Task[Any]], object]]],
+    ) -> None:
+        """Do what the scheduler decided under the lock: cancel first, then start."""
+        if stops:
+            for stopped, how in stops:
+                self._stopped(stopped, how)
+        for task, start in starts:
+            try:
+                start(task)
+            except Exception:
+                # A start that raises has failed its task (see _hand_process); the
+                # tasks after it still start.
+                logger.exception("tasker could not start task %r", task.key)
+
+    # the backends' front doors: start(task) callables built by run_*
+
+    def _hand_coroutine(
+        self,
+        coro_fn: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        task: Task[Any],
+    ) -> None:
+        if not self._loop().call_soon(self._start_coroutine, task, coro_fn, args, kwargs):
+            self._refused(task)
+
+    def _hand_thread(
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        task: Task[Any],
+    ) -> None:
+        if not self._threads().submit(
+            functools.partial(self._run_thread_task, task, func, args, kwargs)
+        ):
+            self._refused(task)
+
+    def _hand_process(
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        grace: float,
+        task: Task[Any],
+    ) -> None:
+        try:
+            backend = self._process_runner()
+        except BaseException as error:  # e.g. a process_backend that serves another manager
+            self._finish(task, error=error)
+            raise
+        backend.submit(task, func, args, kwargs, timeout=task.timeout, cancel_grace=grace)
 
     def _refused(self, task: Task[Any]) -> None:
         """The backend stopped under us: shutdown() ran after ``task`` was registered.
@@ -527,16 +674,21 @@ class TaskManager:
     # ------------------------------------------------------------- public queries
 
     def cancel_task(self, key: Hashable) -> bool:
-        """Cancel the live task that owns ``key``; True if there was one to cancel."""
+        """Cancel every live task with ``key`` (running and waiting); True if there was one."""
         with self._lock:
-            task = self._keys.get(key)
-        return task is not None and self._cancel(task, StopReason.CANCEL)
+            live = self._scheduler.live_locked(key)
+            stops = self._stops_locked([(task, CancelReason.USER) for task in live])
+        self._carry_out(stops, [])
+        return bool(stops)
 
     def cancel_all(self) -> int:
         """Cancel every live task (hidden ones too); return how many were cancelled."""
         with self._lock:
-            live = list(self._tasks.values())
-        return sum(self._cancel(task, StopReason.CANCEL) for task in _waiting_first(live))
+            # All at once, so that no waiting task starts as another one ends.
+            live = _waiting_first(list(self._tasks.values()))
+            stops = self._stops_locked([(t, CancelReason.USER) for t in live])
+        self._carry_out(stops, [])
+        return len(stops)
 
     def restart_worker_pool(self) -> None:
         """Move process work to fresh worker processes, losing and repeating nothing.
@@ -598,9 +750,9 @@ class TaskManager:
         return result
 
     def get_task(self, key: Hashable) -> Task[Any] | None:
-        """Return the live task that owns ``key``, or None."""
+        """Return the live task with ``key`` (the running one, else the oldest waiting), or None."""
         with self._lock:
-            return self._keys.get(key)
+            return self._scheduler.head_locked(key)
 
     def __iter__(self) -> Iterator[Task[Any]]:
         """Iterate over a snapshot of the live tasks, oldest first."""
@@ -712,16 +864,47 @@ class TaskManager:
 
     # ------------------------------------------------------------- cancellation
 
-    def _cancel(self, task: Task[Any], reason: StopReason) -> bool:
+    def _cancel(
+        self,
+        task: Task[Any],
+        reason: StopReason = StopReason.CANCEL,
+        why: CancelReason = CancelReason.USER,
+    ) -> bool:
+        """Ask ``task`` to stop, ``why`` becoming its ``cancel_reason``; False if stopping."""
         with self._lock:
-            if task._status.is_final or task._stop_reason is not None:
-                return False
-            task._stop_reason = reason
-            task._cancel_flag[0] = 1
-            task._cancel_requested = time.monotonic()
-            was_pending = task._status is TaskStatus.PENDING
-            cancellable = task._cancellable
-            resumed = task._resumed  # a paused thread task wakes up to see the cancel
+            how = self._stop_locked(task, reason, why)
+        if how is None:
+            return False
+        self._stopped(task, how)
+        return True
+
+    def _stops_locked(
+        self, cancels: Sequence[tuple[Task[Any], CancelReason]]
+    ) -> list[tuple[Task[Any], _Stop]]:
+        """Mark several tasks stopping in one acquisition (so none starts meanwhile)."""
+        stops = []
+        for task, why in cancels:
+            how = self._stop_locked(task, StopReason.CANCEL, why)
+            if how is not None:
+                stops.append((task, how))
+        return stops
+
+    def _stop_locked(self, task: Task[Any], reason: StopReason, why: CancelReason) -> _Stop | None:
+        """The check-and-set of a cancel; what ``_stopped`` must do, or None if already stopping."""
+        if task._status.is_final or task._stop_reason is not None:
+            return None
+        task._stop_reason = reason
+        task._cancel_reason = why
+        task._cancel_flag[0] = 1
+        task._cancel_requested = time.monotonic()
+        # A task the scheduler still holds never reached a backend: it just ends.
+        held = task._sched is not None and self._scheduler.withdraw_locked(task)
+        # task._resumed: a paused thread task wakes up to see the cancel.
+        return (task._status is TaskStatus.PENDING, held, task._cancellable, task._resumed)
+
+    def _stopped(self, task: Task[Any], how: _Stop) -> None:
+        """Carry a cancel to the task's backend (called without the lock)."""
+        was_pending, held, cancellable, resumed = how
         if resumed is not None:
             resumed.set()
         if cancellable is not None:
@@ -729,14 +912,15 @@ class TaskManager:
         self._delivery.post(None)  # views show "cancelling" now, not at the task's next report
         if task.kind is not TaskKind.PROCESS:
             task._credit.stopped()  # a send_event waiting for credit returns now (the pool's own)
-        if task.kind is TaskKind.PROCESS:
+        if held:
+            self._finish(task)
+        elif task.kind is TaskKind.PROCESS:
             if self._process_backend is not None:
                 self._process_backend.cancel(task)
         elif was_pending:
             self._finish(task)
         elif task.kind is TaskKind.COROUTINE:
             self._loop().call_soon(self._cancel_coroutine, task)
-        return True
 
     def _mark_timed_out(self, task: Task[Any]) -> bool:
         """Record that ``task`` ran past its timeout; False if it is already stopping."""
@@ -819,8 +1003,11 @@ class TaskManager:
             else:
                 task._result = result
                 task._status = TaskStatus.COMPLETED
-            if self._keys.get(task.key) is task:
-                del self._keys[task.key]
+            # Its slot and key are free: what waited for them may start now.
+            plan = self._scheduler.finished_locked(task)
+            ticket = task._sched
+            if ticket is not None and ticket.owner is not None:
+                ticket.owner.tasks.discard(task)
             task._finished = time.monotonic()
             resumed = self._pausing.finished_locked(task)
             self._history.append(record(task))
@@ -833,6 +1020,8 @@ class TaskManager:
                 call_logged(callback, task)
         if drain is not None:
             self._delivery.arm_drain(drain)
+        if plan is not None:
+            self._carry_out(None, plan.starts)
         return True
 
     def _add_final_callback(self, task: Task[Any], callback: Callable[[Task[Any]], object]) -> None:
@@ -1052,6 +1241,62 @@ class TaskManager:
                 outcome,
             )
 
+    # ------------------------------------------------------------ groups, owners
+
+    def _scheduled_delivered(self, task: Task[Any]) -> None:
+        """``task``'s ``when_done`` has run (main thread): tell its group; maybe it is idle now."""
+        group = task._sched.group
+        if group is None:
+            return
+        with self._lock:
+            live = group._live
+            if live.pop(task.id, None) is None:
+                return
+            group._done_since_idle += 1
+            if live:
+                return
+            group._done_since_idle = 0
+            waiters, group._waiters = group._waiters, []
+            self._delivery.settled.notify_all()  # wakes group.wait_until_settled()
+        for waiter in waiters:
+            call_logged(waiter)
+        signal = group._idle
+        if signal is not None and signal.receivers:
+            for receiver in signal.receivers_for(group):
+                call_logged(receiver, group)
+
+    def _set_group_limit(self, group: Group, limit: int | None) -> None:
+        """``group.max_concurrency = limit``: takes effect at once."""
+        plan = Plan()
+        with self._lock:
+            group._max_concurrency = limit
+            group._lane.limit = sys.maxsize if limit is None else limit
+            self._scheduler.release_locked(plan)
+        self._carry_out(None, plan.starts)
+
+    def _cancel_group(self, group: Group) -> int:
+        """``group.cancel()``: every live task of the group, in one acquisition."""
+        with self._lock:
+            cancels = [(t, CancelReason.GROUP) for t in group._live.values()]
+            stops = self._stops_locked(cancels)
+        self._carry_out(stops, [])
+        return len(stops)
+
+    def _owner_records(self) -> Owners:
+        owners = self._owners
+        if owners is None:
+            with self._lock:
+                if self._owners is None:
+                    self._owners = Owners(self._lock, self._owner_gone)
+                owners = self._owners
+        return owners
+
+    def _owner_gone(self, tasks: list[Task[Any]]) -> None:
+        """An owner went away (on the owners thread): cancel its tasks, muted already."""
+        with self._lock:
+            stops = self._stops_locked([(t, CancelReason.OWNER_GONE) for t in tasks])
+        self._carry_out(stops, [])
+
     # ------------------------------------------------------------------ shutdown
 
     def shutdown(self, timeout: float = 5.0) -> None:
@@ -1066,13 +1311,16 @@ class TaskManager:
             if self._shut_down:
                 return
             self._shut_down = True
-            live = list(self._tasks.values())
+            live = _waiting_first(list(self._tasks.values()))
+            # All at once, so that no waiting task starts as another one ends.
+            stops = self._stops_locked([(task, CancelReason.SHUTDOWN) for task in live])
         # First, so a thread blocked in call_on_main_thread is freed (with
         # ManagerShutdownError) and does not hold up the joins below.
         self._delivery.refuse_calls()
         deadline = time.monotonic() + timeout
-        for task in _waiting_first(live):
-            self._cancel(task, StopReason.CANCEL)
+        self._carry_out(stops, [])
+        if self._owners is not None:
+            self._owners.stop(max(0.0, deadline - time.monotonic()))
         backends = {id(b): b for b in (self._process_backend, self._process_pool) if b}
         for backend in backends.values():
             backend.shutdown(timeout)
@@ -1192,6 +1440,37 @@ def _check_grace(grace: Any, name: str = "cancel_grace") -> None:
         raise TypeError(f"{name} must be a number of seconds, not {grace!r}")
     if not grace >= 0 or not math.isfinite(grace):
         raise ValueError(f"{name} must be 0 or more seconds, not {grace!r}")
+
+
+#: KeyPolicy by value; members hash like their values, so both look up.
+_POLICIES: dict[str, KeyPolicy] = {p.value: p for p in KeyPolicy}
+
+
+def _check_scheduling(key: Hashable | None, policy: Any, debounce: Any, group: Any) -> KeyPolicy:
+    """Check ``policy=``, ``debounce=`` and ``group=``; the policy as a ``KeyPolicy``."""
+    if policy is None:
+        key_policy = KeyPolicy.REPLACE
+    else:
+        # A dict, not KeyPolicy(policy): the enum call costs more than a whole submit.
+        found = _POLICIES.get(policy) if isinstance(policy, str) else None
+        if found is None:
+            raise ValueError(
+                f"policy must be one of {', '.join(repr(p.value) for p in KeyPolicy)}, "
+                f"not {policy!r}"
+            )
+        key_policy = found
+        if key is None and key_policy is not KeyPolicy.REPLACE:
+            raise ValueError(f"policy={key_policy.value!r} needs a key= to apply to")
+    if debounce is not None:
+        if isinstance(debounce, bool) or not isinstance(debounce, int | float):
+            raise TypeError(f"debounce must be a number of seconds or None, not {debounce!r}")
+        if not debounce > 0 or not math.isfinite(debounce):
+            raise ValueError(f"debounce must be above 0 seconds, not {debounce!r}")
+        if key is None:
+            raise ValueError("debounce= needs a key=: later calls with the same key supersede")
+    if group is not None and not isinstance(group, Group):
+        raise TypeError(f"group must be a tasker.Group, not {type(group).__name__}")
+    return key_policy
 
 
 def _describe(obj: object) -> str:

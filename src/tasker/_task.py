@@ -20,7 +20,15 @@ if TYPE_CHECKING:
 
     from ._progress import RateEstimator
 
-__all__ = ["PauseState", "StopReason", "Task", "TaskKind", "TaskStatus", "TaskTimings"]
+__all__ = [
+    "CancelReason",
+    "PauseState",
+    "StopReason",
+    "Task",
+    "TaskKind",
+    "TaskStatus",
+    "TaskTimings",
+]
 
 #: What ``Task.get_pause_state()`` returns for a task asked to pause.
 PauseState = Literal["pausing", "paused"]
@@ -92,6 +100,23 @@ class TaskTimings:
     worker: int | str | None
 
 
+class CancelReason(enum.StrEnum):
+    """Why a task was cancelled (``task.cancel_reason``); compares equal to the plain strings."""
+
+    #: ``cancel_task()``, ``task.cancel()``, ``cancel_all()``.
+    USER = "user"
+    #: A newer task with the same key replaced it (``policy="replace"``).
+    REPLACED = "replaced"
+    #: A newer call took its place before it started (``keep_latest``, ``debounce``).
+    SUPERSEDED = "superseded"
+    #: Its ``owner`` went away.
+    OWNER_GONE = "owner_gone"
+    #: ``group.cancel()``.
+    GROUP = "group"
+    #: The manager shut down.
+    SHUTDOWN = "shutdown"
+
+
 class Task(Generic[T]):
     """A background job started by a ``TaskManager``.
 
@@ -103,6 +128,7 @@ class Task(Generic[T]):
     __slots__ = (
         "__weakref__",
         "_cancel_flag",
+        "_cancel_reason",
         "_cancel_requested",
         "_cancellable",
         "_created",
@@ -123,6 +149,7 @@ class Task(Generic[T]):
         "_report",
         "_result",
         "_resumed",
+        "_sched",
         "_started",
         "_status",
         "_stop_reason",
@@ -167,6 +194,10 @@ class Task(Generic[T]):
         self._result: T | None = None
         self._error: BaseException | None = None
         self._stop_reason: StopReason | None = None
+        self._cancel_reason: CancelReason | None = None
+        # Scheduling state (_scheduling.Ticket) of a task started with a policy,
+        # debounce, group or owner; None for a plain task, handed on at once.
+        self._sched: Any = None
         # Bytes the worker side polls: [0] through ExecutionContext.is_cancelled(),
         # [1] (a pause is requested) through checkpoint().
         self._cancel_flag = bytearray(2)
@@ -221,6 +252,11 @@ class Task(Generic[T]):
     def is_cancelled(self) -> bool:
         """True if the task ended cancelled, or has been asked to cancel."""
         return self._status is TaskStatus.CANCELLED or self._stop_reason is StopReason.CANCEL
+
+    @property
+    def cancel_reason(self) -> CancelReason | None:
+        """Why the task was asked to cancel (a ``CancelReason``), or None if it was not."""
+        return self._cancel_reason
 
     def cancel(self) -> bool:
         """Ask the task to stop; True if it was still live. Calling it again does nothing."""

@@ -68,8 +68,10 @@ def test_the_tour_exits_cleanly_and_prints_its_screenshots(
     assert [path.name for path in printed] == [shot["file"] for shot in manifest["shots"]]
     expected = ["01-start", "02-running", "04-multi-stage", "05-errors", "08-cancel-all"]
     expected += ["09-export-paused"]  # issue 14
+    expected += ["12-panel-open", "13-panel-closed"]  # owner= (issue 13)
     if manifest["processes"]:
         expected += ["03-render-replaced", "06-cancelling", "07-forced-stop"]
+        expected += ["10-zoom-keep-latest", "11-groups-priority"]  # issue 13
     assert sorted(path.stem for path in printed) == sorted(expected)
     assert all(path.is_file() for path in printed)
     assert "Traceback" not in completed.stderr, completed.stderr[-4000:]
@@ -119,6 +121,18 @@ def test_screenshots_show_the_task_list_and_progress_bars(
     export = [t for t in shots["09-export-paused"]["tasks"] if t["key"] == "export"]
     assert export[0]["status"] == "running" and export[0]["pause_state"] == "paused"
     assert export[0]["eta"] >= 0 and export[0]["weight"] == 5.0
+    # Issue 13: owners and policies.
+    closed = [t for t in shots["13-panel-closed"]["tasks"] if t["key"].startswith("panel-")]
+    assert {t["key"] for t in closed} == {"panel-stats", "panel-preview"}
+    assert {(t["status"], t["cancel_reason"]) for t in closed} == {("cancelled", "owner_gone")}
+    if manifest["processes"]:
+        zoom = [t for t in shots["10-zoom-keep-latest"]["tasks"] if t["key"] == "zoom"]
+        assert zoom and zoom[-1]["status"] == "completed"
+        assert all(t["cancel_reason"] in ("", "superseded") for t in zoom)
+        groups = {t["key"]: t for t in shots["11-groups-priority"]["tasks"]}
+        assert groups["export-image"]["status"] == "running"
+        thumbs = [t for key, t in groups.items() if key.startswith("thumbnail")]
+        assert sum(t["status"] == "running" for t in thumbs) <= 2
 
     final = shots["08-cancel-all"]
     assert final["tasks"] and all(task["status"] == "cancelled" for task in final["tasks"])

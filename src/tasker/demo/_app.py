@@ -230,11 +230,24 @@ class DemoWindow(Gtk.ApplicationWindow):
             self.buttons[name] = button
             actions.append(button)
 
+        # Policies, groups and owners (issue 13): see _scenes.py.
+        from ._scenes import SchedulingScenes
+
+        self.fractal_size = FRACTAL_SIZE
+        self.scenes = SchedulingScenes(self)
+        actions.append(_heading("Schedule"))
+        for name, button in self.scenes.buttons(_action_button).items():
+            if name != "panel" and not PROCESSES_AVAILABLE:
+                button.set_sensitive(False)
+            self.buttons[name] = button
+            actions.append(button)
+
         self.fractal = FractalView(*FRACTAL_SIZE)
         self.log = ActivityLog()
         centre = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=6, hexpand=True)
         centre.append(_heading("Fractal"))
         centre.append(self.fractal)
+        centre.append(self.scenes.zoom_row)
         centre.append(_heading("Activity"))
         centre.append(Gtk.Frame(child=self.log, vexpand=True))
 
@@ -377,6 +390,12 @@ class DemoWindow(Gtk.ApplicationWindow):
         self.model.refresh()
         return cancelled
 
+    def log_done(
+        self, title: str, describe: Callable[[Any], str] | None = None
+    ) -> Callable[[Task[Any]], None]:
+        """A ``when_done`` that logs how the task ended (for the scheduling scenes)."""
+        return self._logger(title, describe)
+
     def _logger(
         self, title: str, describe: Callable[[Any], str] | None = None
     ) -> Callable[[Task[Any]], None]:
@@ -388,7 +407,9 @@ class DemoWindow(Gtk.ApplicationWindow):
             elif status is TaskStatus.FAILED:
                 line = f"✗ {title}: {describe_error(task.exception())}"
             else:
-                line = f"■ {title}: cancelled"
+                reason = task.cancel_reason
+                why = f" ({reason.value.replace('_', ' ')})" if reason is not None else ""
+                line = f"■ {title}: cancelled{why}"
             self.log.add(line)
 
         return when_done

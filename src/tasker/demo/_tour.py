@@ -192,6 +192,7 @@ class Tour:
             "the bar is idle again.",
         )
         await self._paused_export()
+        await self._scheduling_scenes()
         # The timeline of the whole tour: open it in https://ui.perfetto.dev, or
         # summarise it with python -m tasker.trace build/demo/trace.json.
         written = task_mgr.write_trace(self.output_dir / "trace.json")
@@ -230,6 +231,78 @@ class Tour:
         export.resume()
         await self.until(export.is_final, "the export to finish")
         await self.until(lambda: not task_mgr.has_tasks(), "the export to be delivered")
+
+    async def _scheduling_scenes(self) -> None:
+        """Policies, groups and owners (issue 13): zoom slider, thumbnails + export, panel."""
+        w = self.window
+        scenes = w.scenes
+        if PROCESSES_AVAILABLE:
+            w.model.clear_finished()
+            for step in range(1, 101):  # a user dragging the zoom slider
+                scenes.zoom.set_value(1.0 + step)
+                await asyncio.sleep(0.005)
+            last = scenes.zoom_tasks[-1]
+            await self.until(last.is_final, "the render of the last zoom position")
+            await self.until(lambda: not task_mgr.has_tasks(), "the zoom renders to end")
+            await self.until(lambda: self._finished("zoom"), "the list to show the zoom render")
+            stats = scenes.zoom_stats()
+            if last.get_status() != "completed" or stats["killed"]:
+                raise AssertionError(f"zoom: last render {last.get_status()}, stats {stats}")
+            await self.shot(
+                "10-zoom-keep-latest",
+                f"{stats['moves']} zoom slider moves with policy keep_latest and debounce 50 ms "
+                f"started {stats['started']} render(s) and killed none halfway; the superseded "
+                "requests never started (rows read Superseded); the picture is the last zoom.",
+            )
+
+            w.model.clear_finished()
+            thumbnails = scenes.start_thumbnails()
+            await self.until(
+                lambda: sum(t.get_status() == "running" for t in thumbnails) == 2,
+                "two thumbnails to run",
+            )
+            export = scenes.start_export()
+            await self.until(lambda: export.get_status() == "running", "the export to start")
+            await self.until(
+                lambda: {"export-image", "thumbnail 8"} <= {i.key for i in w.model.items()},
+                "the list to show the thumbnails and the export",
+            )
+            waiting = sum(t.get_status() == "pending" for t in thumbnails)
+            running = sum(t.get_status() == "running" for t in thumbnails)
+            await self.shot(
+                "11-groups-priority",
+                f"Eight thumbnails in a group with max_concurrency=2 ({running} running, "
+                f"{waiting} waiting for their group); the export, in a group of priority 10, "
+                "started at once instead of queueing behind them.",
+            )
+            await self.until(lambda: not task_mgr.has_tasks(), "the thumbnails and the export")
+
+        w.model.clear_finished()
+        panel = scenes.open_panel()
+        owned = list(scenes.panel_tasks)
+        await self.until(
+            lambda: (
+                all(t.get_status() == "running" for t in owned)
+                and "ticks" in panel.label.get_text()
+            ),
+            "the panel's tasks to run",
+        )
+        await self.shot(
+            "12-panel-open",
+            "The statistics panel (a separate window) owns a thread task that updates its label "
+            "and a process render: owner=panel.",
+        )
+        scenes.close_panel()
+        await self.until(lambda: all(t.is_final() for t in owned), "the panel's tasks to end")
+        await self.until(lambda: all(self._finished(t.key) for t in owned), "the list to show it")
+        reasons = {str(t.cancel_reason) for t in owned}
+        if reasons != {"owner_gone"}:
+            raise AssertionError(f"panel tasks ended with cancel reasons {reasons}")
+        await self.shot(
+            "13-panel-closed",
+            "Closing the panel cancelled the tasks it owned (rows read Owner gone); none of "
+            "their callbacks ran on the closed panel.",
+        )
 
     # ----------------------------------------------------------------- helpers
 
@@ -297,6 +370,7 @@ class Tour:
                         "pause_state": item.pause_state,
                         "eta": item.eta,
                         "weight": item.weight,
+                        "cancel_reason": item.cancel_reason,
                     }
                     for item in w.model.items()
                 ],

@@ -139,6 +139,7 @@ def render_fractal(
     *,
     max_iter: int = 160,
     rows_per_event: int = 6,
+    zoom: float = 1.0,
 ) -> dict[str, Any]:
     """Render a Mandelbrot view as RGB rows, streaming finished rows with ``send_event``.
 
@@ -147,6 +148,7 @@ def render_fractal(
     Returns statistics, or stops early when cancelled.
     """
     cx, cy, span = FRACTAL_VIEWS[view % len(FRACTAL_VIEWS)]
+    span /= zoom  # the zoom slider's scenes (issue 13) magnify the view
     scale = span / width
     x0 = cx - span / 2
     y0 = cy - scale * height / 2

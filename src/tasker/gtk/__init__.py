@@ -23,6 +23,7 @@ except ModuleNotFoundError as error:  # pragma: no branch - depends on the machi
         name="gi",
     ) from error
 
+from . import _owner  # noqa: F401 - registers Gtk.Widget / GObject owners (owner=)
 from ._mainloop import main_loop_manager, shutdown_async
 from ._model import TaskItem, TaskListModel, WrongThreadError
 

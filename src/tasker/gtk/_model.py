@@ -56,8 +56,10 @@ class TaskItem(GObject.Object):
     (the status is final) and ``can-cancel`` (live and not yet asked to
     stop); ``eta`` (estimated seconds left, ``-1.0`` while unknown; see
     ``Task.get_eta``), ``pause-state`` (``""``, ``"pausing"`` or
-    ``"paused"``) and ``weight`` (its share of the overall progress). The
-    ``task`` attribute is the ``tasker.Task`` itself.
+    ``"paused"``), ``weight`` (its share of the overall progress) and
+    ``cancel-reason`` (a ``tasker.CancelReason`` value once the task was
+    asked to cancel, else ``""``). The ``task`` attribute is the
+    ``tasker.Task`` itself.
     """
 
     __gtype_name__ = "TaskerTaskItem"
@@ -78,6 +80,7 @@ class TaskItem(GObject.Object):
         self._eta = -1.0
         self._pause_state = ""
         self._weight = float(task.weight)
+        self._cancel_reason = ""
         self.sync()
 
     @property
@@ -170,6 +173,11 @@ class TaskItem(GObject.Object):
         """True while the task is live and has not been asked to stop (``can-cancel``)."""
         return self._can_cancel
 
+    @GObject.Property(type=str, default="", nick="Cancel reason")
+    def cancel_reason(self) -> str:
+        """Why the task was asked to cancel (a ``CancelReason`` value), else ``""``."""
+        return self._cancel_reason
+
     def sync(self) -> bool:
         """Copy the task's current state into the properties; notify those that changed.
 
@@ -189,6 +197,8 @@ class TaskItem(GObject.Object):
         # A tenth of a second: the row shows minutes, and fewer notifications.
         eta = -1.0 if eta_seconds is None else round(eta_seconds, 1)
         pause_state = task.get_pause_state() or ""
+        reason = task.cancel_reason
+        cancel_reason = "" if reason is None else str(reason.value)
         changed: list[str] = []
         if status != self._status:
             self._status = str(status.value)
@@ -214,6 +224,9 @@ class TaskItem(GObject.Object):
         if pause_state != self._pause_state:
             self._pause_state = pause_state
             changed.append("pause-state")
+        if cancel_reason != self._cancel_reason:
+            self._cancel_reason = cancel_reason
+            changed.append("cancel-reason")
         if not changed:
             return False
         with self.freeze_notify():

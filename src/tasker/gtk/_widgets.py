@@ -236,6 +236,7 @@ class TaskRow(Gtk.Box):
             "progress",
             "eta",
             "pause-state",
+            "cancel-reason",
         ):
             self._refresh()
 
@@ -247,7 +248,7 @@ class TaskRow(Gtk.Box):
         can_cancel: bool = item.can_cancel
         error: str = item.error
         pause_state: str = item.pause_state
-        label = status_text(status, can_cancel, pause_state)
+        label = status_text(status, can_cancel, pause_state, item.cancel_reason)
         self.status.set_text(label)
         for css in _ALL_STATUS_CLASSES:
             self.status.remove_css_class(css)
