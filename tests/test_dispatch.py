@@ -169,10 +169,12 @@ def test_glib_dispatcher_works_in_time_slices() -> None:
 def test_glib_dispatcher_call_later_and_errors(caplog: pytest.LogCaptureFixture) -> None:
     dispatcher = GLibDispatcher()
     order: list[str] = []
-    dispatcher.call_later(0.02, lambda: order.append("later"))
     dispatcher.call_soon(lambda: order.append("soon"))
     dispatcher.call_soon(lambda: 1 / 0)
     dispatcher.call_soon(lambda: order.append("after error"))
+    # Scheduled after the soon ones: a loaded machine that lets the delay pass
+    # before the loop runs must not reorder them (same priority, attach order).
+    dispatcher.call_later(0.02, lambda: order.append("later"))
     run_until(lambda: len(order) == 3)
     assert order == ["soon", "after error", "later"]
     assert "ZeroDivisionError" in caplog.text
