@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Generator, Hashable, Iterator
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from .. import _manager
+from .. import _checks, _manager
 from .._context import ExecutionContext
 from .._main_calls import DelayedCall
 from .._task import Task as CoreTask
@@ -443,7 +443,7 @@ def _check_options(options: dict[str, Any]) -> None:
     for name in ("initializer", "initargs"):
         if name in options:
             raise TypeError(f"use worker_{name}= (Rayforge's name), not {name}=")
-    unknown = set(options) - _manager._OPTIONS
+    unknown = set(options) - _checks.OPTIONS
     if unknown:
         raise TypeError(f"unknown TaskManager argument(s): {', '.join(sorted(unknown))}")
 
