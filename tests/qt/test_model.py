@@ -82,10 +82,11 @@ def test_rows_and_named_roles(qt_manager: TaskManager, gate: Gate, qtmodeltester
         TaskRole.ETA: None,  # a rate needs updates over a second
         TaskRole.PAUSE: "",
         TaskRole.WEIGHT: 1.0,
+        TaskRole.CANCEL_REASON: "",
     }
     names = {bytes(name.data()).decode() for name in model.roleNames().values()}
     assert {"key", "kind", "status", "progress", "message", "error", "canCancel", "eta"} <= names
-    assert {"pauseState", "weight"} <= names
+    assert {"pauseState", "weight", "cancelReason"} <= names
     assert model.task(0) is task and model.tasks() == [task] and model.find("k") == 0
     assert model.find("nope") == -1 and model.task(5) is None
     assert model.data(model.index(7, 0), TaskRole.KEY) is None

@@ -3,6 +3,8 @@
 Install with ``pip install 'tasker-gtk[qt]'``. ``QtDispatcher`` and
 ``TaskListModel`` need only QtCore; ``TaskListWidget`` and
 ``TaskProgressBar`` are QtWidgets widgets, loaded on first use of the name.
+Importing ``tasker.qt`` also makes a ``QObject`` usable as ``owner=``: its
+tasks are cancelled, and their callbacks dropped, when Qt destroys it.
 
 PySide6 6.12.0 is excluded by the ``qt`` extra: its shiboken aborts CPython
 3.11 (``Fatal Python error: bool_dealloc``) when a queued ``Signal(object)``
@@ -22,6 +24,7 @@ except ImportError as exc:  # pragma: no cover - exercised without PySide6 only
         "tasker.qt needs PySide6: pip install 'tasker-gtk[qt]' (any PySide6 from 6.6 except 6.12.0)"
     ) from exc
 
+from . import _owner  # noqa: F401 - registers QObject owners (owner=): destroyed ends them
 from ._dispatcher import QtDispatcher, shutdown_qt_managers
 from ._model import TaskListModel, TaskRole, WrongThreadError
 

@@ -48,7 +48,8 @@ class TaskRole(IntEnum):
     ``tasker.Task`` itself, ``ETA`` (eta) the estimated seconds left (None
     until the rate is known; rounded to 0.1 s), ``PAUSE`` (pauseState)
     ``""``, ``"pausing"`` or ``"paused"``, and ``WEIGHT`` (weight) the task's
-    share of the overall progress.
+    share of the overall progress, and ``CANCEL_REASON`` (cancelReason) a
+    ``tasker.CancelReason`` value once the task was asked to cancel, else ``""``.
     """
 
     KEY = Qt.ItemDataRole.UserRole + 1
@@ -64,6 +65,7 @@ class TaskRole(IntEnum):
     ETA = Qt.ItemDataRole.UserRole + 11
     PAUSE = Qt.ItemDataRole.UserRole + 12
     WEIGHT = Qt.ItemDataRole.UserRole + 13
+    CANCEL_REASON = Qt.ItemDataRole.UserRole + 14
 
 
 _ROLE_NAMES = {
@@ -80,6 +82,7 @@ _ROLE_NAMES = {
     TaskRole.ETA: b"eta",
     TaskRole.PAUSE: b"pauseState",
     TaskRole.WEIGHT: b"weight",
+    TaskRole.CANCEL_REASON: b"cancelReason",
 }
 
 #: The roles whose values a row snapshot holds, in snapshot order.
@@ -92,6 +95,7 @@ _SNAPSHOT_ROLES = (
     TaskRole.FINISHED,
     TaskRole.ETA,
     TaskRole.PAUSE,
+    TaskRole.CANCEL_REASON,
 )
 
 
@@ -110,7 +114,9 @@ def _clamp(value: float) -> float:
     return 0.0 if value < 0.0 else 1.0 if value > 1.0 else float(value)
 
 
-def _snapshot(task: Task[Any]) -> tuple[str, float, str, str, bool, bool, float | None, str]:
+def _snapshot(
+    task: Task[Any],
+) -> tuple[str, float, str, str, bool, bool, float | None, str, str]:
     """The row's changing values, in ``_SNAPSHOT_ROLES`` order."""
     status = task.get_status()
     finished = status.is_final
@@ -122,7 +128,19 @@ def _snapshot(task: Task[Any]) -> tuple[str, float, str, str, bool, bool, float 
     eta = None if eta is None else round(eta, 1)
     pause = "" if finished else task.get_pause_state() or ""
     message = task.get_message() or ""
-    return (str(status.value), progress, message, error, can_cancel, finished, eta, pause)
+    reason = task.cancel_reason
+    cancel_reason = "" if reason is None else str(reason.value)
+    return (
+        str(status.value),
+        progress,
+        message,
+        error,
+        can_cancel,
+        finished,
+        eta,
+        pause,
+        cancel_reason,
+    )
 
 
 class _Row:

@@ -181,7 +181,8 @@ class TaskRowWidget(QFrame):
         kind = str(model.data(index, TaskRole.KIND))
         eta = model.data(index, TaskRole.ETA)
         pause_state = str(model.data(index, TaskRole.PAUSE) or "")
-        label = status_text(status, can_cancel, pause_state)
+        cancel_reason = str(model.data(index, TaskRole.CANCEL_REASON) or "")
+        label = status_text(status, can_cancel, pause_state, cancel_reason)
         self.title.setText(f"{self.key}  ·  {kind}")
         self.eta.setText("" if pause_state else eta_text(eta))
         self.message.setText(
