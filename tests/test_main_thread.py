@@ -287,6 +287,70 @@ def test_run_awaited_from_a_coroutine_task(env: Env) -> None:
     assert task.result() == (42, True)
 
 
+@pytest.mark.parametrize("caller", CALLERS)
+def test_run_from_each_caller(env: Env, caller: str) -> None:
+    def where(a: int, *, b: int) -> tuple[int, bool]:
+        return a - b, env.is_main(threading.current_thread())
+
+    async def main() -> tuple[int, bool]:
+        return await env.manager.run_on_main_thread(where, 5, b=3)
+
+    if caller == "coroutine task":
+
+        async def coro(context: ExecutionContext) -> tuple[int, bool]:
+            return await main()
+
+        task = env.manager.add_coroutine(coro)
+        env.wait(task.is_final)
+        assert task.result() == (2, True)
+    else:
+        # A thread has no loop of its own: it runs one, as an application would.
+        assert call_from(env, caller, lambda: asyncio.run(main())) == [(2, True)]
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_delayed_call_from_each_caller(env: Env, caller: str) -> None:
+    seen: list[bool] = []
+    handles = call_from(
+        env,
+        caller,
+        lambda: env.manager.schedule_delayed_on_main_thread(
+            0.01, lambda: seen.append(env.is_main(threading.current_thread()))
+        ),
+    )
+    env.wait(lambda: seen)
+    assert seen == [True] and handles[0].done()
+
+
+def test_call_that_outlives_its_timeout_while_running() -> None:
+    manager = TaskManager(ThreadDispatcher())
+    try:
+        release = threading.Event()
+        started = threading.Event()
+
+        def slow() -> str:
+            started.set()
+            release.wait(WAIT)
+            return "late"
+
+        def caller() -> BaseException | str:
+            try:
+                return manager.call_on_main_thread(slow, timeout=0.05)
+            except TimeoutError as error:
+                return error
+
+        outcome = call_in_thread(caller)
+        assert isinstance(outcome, TimeoutError)
+        release.set()
+        assert manager.call_on_main_thread(lambda: "next", timeout=WAIT) == "next"
+        if "discarded" in str(outcome):  # the usual case: it ran past the timeout
+            assert started.is_set()
+        else:  # a very slow machine: it had not started, and it never did
+            assert "did not run" in str(outcome) and not started.is_set()
+    finally:
+        manager.shutdown()
+
+
 def test_run_awaited_from_the_applications_own_loop(env: Env) -> None:
     def fails() -> None:
         raise PermissionError("read-only document")
