@@ -17,8 +17,8 @@ from tasker.testing import run_until  # noqa: E402
 pytestmark = pytest.mark.gtk
 
 
-def wait_gate(context: ExecutionContext, gate: threading.Event) -> None:
-    context.set_progress(0.5)
+def wait_gate(context: ExecutionContext, gate: threading.Event, progress: float = 0.0) -> None:
+    context.set_progress(progress)
     while not gate.wait(0.01):
         if context.is_cancelled():
             return
@@ -32,12 +32,13 @@ def test_hidden_tasks_are_left_out_unless_asked_for(task_manager: TaskManager) -
     gate = threading.Event()
     plain = TaskListModel(task_manager)
     everything = TaskListModel(task_manager, show_hidden=True, keep_finished=5)
-    task_manager.run_thread(wait_gate, gate, key="shown")
-    hidden = task_manager.run_thread(wait_gate, gate, key="hidden", visible=False)
+    task_manager.run_thread(wait_gate, gate, 0.5, key="shown")
+    hidden = task_manager.run_thread(wait_gate, gate, key="hidden", visible=False)  # at 0.0
     run_until(lambda: keys(everything) == ["shown", "hidden"])
     run_until(lambda: hidden.get_status() == "running" and keys(plain) == ["shown"])
-    # The first tasks_updated may predate the tasks' set_progress(0.5): wait for it.
+    # The hidden task's 0.0 never drags the overall progress down.
     run_until(lambda: plain.props.progress == pytest.approx(0.5))
+    assert everything.props.progress == pytest.approx(0.5)
     # Created while a hidden task runs: the same view.
     late = TaskListModel(task_manager)
     late_all = TaskListModel(task_manager, show_hidden=True)
