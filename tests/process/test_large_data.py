@@ -7,7 +7,7 @@ import numpy
 from tasker import TaskStatus
 
 from . import _work as work
-from ._util import Events, finish
+from ._util import Events, finish, settle
 
 MB = 2**20
 SIZE = 100 * MB
@@ -58,6 +58,7 @@ def test_100_mb_event_payload(make_manager):
     events = Events()
     task = finish(manager.run_process(work.big_event, SIZE, when_event=events), 120)
     assert task.get_status() == TaskStatus.COMPLETED
+    settle(manager)  # final is not delivered yet: the event reaches the main thread by when_done
     ((name, payload),) = events.items
     assert name == "blob"
     assert payload["size"] == SIZE
