@@ -212,6 +212,12 @@ class Delivery:
 
     def mark_dirty(self, report: ProgressReport, urgent: bool = False) -> None:
         """Called from any thread when a task's progress or message changes."""
+        task = report.task
+        if task is not None and task._first_progress is None and report.progress > 0.0:
+            # On the clean-to-dirty edge only (at most once per tick), so the
+            # timing is exact even while the main loop is busy; the tick notes
+            # it otherwise (observe_progress).
+            task._first_progress = time.monotonic()
         self.schedule_tick(report, urgent)
 
     def schedule_tick(self, report: ProgressReport | None, urgent: bool = False) -> None:
