@@ -227,3 +227,22 @@ def test_bad_pause_requests(task_manager: TaskManager) -> None:
     run_until(task.is_final)
     assert task.pause() is False  # final
     assert task.resume() is False
+
+
+def test_a_paused_pending_coroutine_does_not_start(task_manager: TaskManager) -> None:
+    # Hold the manager's loop thread, so the coroutine is surely still pending when paused.
+    loop_free = threading.Event()
+    task_manager.loop.call_soon_threadsafe(loop_free.wait, 10.0)
+    state: dict[str, Any] = {}
+    task = task_manager.add_coroutine(_coroutine, state)
+    assert task.pause() is True
+    assert task.get_pause_state() == "paused"
+    loop_free.set()
+    drain(0.1)  # the loop is free: a coroutine that could start would start now
+    assert task.get_status() == "pending" and "started" not in state
+    assert task.resume() is True
+    run_until(lambda: state.get("passes", 0) > 0)
+    assert task.get_status() == "running"
+    state["stop"] = True
+    run_until(task.is_final)
+    assert task.result() == "done"
