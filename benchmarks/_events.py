@@ -113,7 +113,7 @@ def events(bench: Any) -> Cells:
         try:
             lag = run_scenario(current, "coalesce", stream_ms)
             old_lag = run_scenario(old, "coalesce", stream_ms) if old else None
-            text = f"{fmt(lag['max_lag'] * 1000)}"
+            text = f"{fmt(lag['max_lag'] * 1000)} (p99 {fmt(lag['p99_lag'] * 1000)})"
             if old_lag:
                 text += f" (0.1, all queued: {fmt(old_lag['max_lag'] * 1000)})"
             if not lag["last_is_latest"]:

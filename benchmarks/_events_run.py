@@ -133,8 +133,10 @@ def main(scenario: str, count: int) -> dict[str, Any]:
 
         task = manager.run_process(coalesced_frames, count / 1000, 64 * 1024, when_event=show)
         run(task)
+        ordered = sorted(lags)
         out.update(
-            max_lag=max(lags),
+            max_lag=ordered[-1],
+            p99_lag=ordered[int(0.99 * (len(ordered) - 1))],
             final_lag=lags[-1],
             sent=task.result() + 1,
             shown=len(lags),

@@ -117,7 +117,12 @@ def deliver_plain(task: Task[Any], name: str, data: Any, size: int) -> None:
     The credit goes back before ``when_event`` runs, so the producer makes the
     next event while the handler draws this one.
     """
-    task._credit.release(size)
+    credit = task._credit
+    with credit._lock:  # release(size), inlined: this runs for every event
+        credit.delivered += size
+        waiting = credit._waiting
+    if waiting:
+        credit.wake()
     callback = task.when_event
     if callback is not None:
         try:
@@ -171,6 +176,7 @@ class EventCredit:
         "_remote_grant",
         "_remote_need",
         "_thread_waiters",
+        "_waiting",
         "delivered",
         "spent",
         "window",
@@ -194,6 +200,13 @@ class EventCredit:
         # and how to tell it (sends a GRANT frame).
         self._remote_need: int | None = None
         self._remote_grant: Callable[[int], object] | None = None
+        # Whether any of the above waits: the one check a delivery makes.
+        self._waiting = False
+
+    def _update_waiting_locked(self) -> None:
+        self._waiting = bool(
+            self._thread_waiters or self._async_waiters or self._remote_need is not None
+        )
 
     @property
     def outstanding(self) -> int:
@@ -223,10 +236,12 @@ class EventCredit:
                 if cond is None:
                     cond = self._cond = threading.Condition(self._lock)
                 self._thread_waiters += 1
+                self._waiting = True
                 try:
                     cond.wait()
                 finally:
                     self._thread_waiters -= 1
+                    self._update_waiting_locked()
             self.spent += size
         return True
 
@@ -238,6 +253,7 @@ class EventCredit:
                 return True
             if waiter is not None:
                 self._async_waiters.append((waiter.get_loop(), waiter))
+                self._waiting = True
             return False
 
     def spend(self, size: int) -> None:
@@ -255,8 +271,10 @@ class EventCredit:
             if self.delivered < need and not stopping:
                 self._remote_need = need
                 self._remote_grant = grant
+                self._waiting = True
                 return
             self._remote_need = self._remote_grant = None
+            self._update_waiting_locked()
             delivered = self.delivered
         grant(delivered)
 
@@ -264,6 +282,7 @@ class EventCredit:
         """The worker finished the task: nobody waits for a grant any more."""
         with self._lock:
             self._remote_need = self._remote_grant = None
+            self._update_waiting_locked()
 
     # ------------------------------------------------------------ queuing
 
@@ -305,8 +324,15 @@ class EventCredit:
         """Return ``size`` bytes: an event was delivered, or not queued (nobody listens)."""
         with self._lock:
             self.delivered += size
-            if not (self._thread_waiters or self._async_waiters or self._remote_need is not None):
+            if not self._waiting:
                 return  # the common case: nobody waits for room
+            wake = self._wake_locked()
+        if wake is not None:
+            wake()
+
+    def wake(self) -> None:
+        """Let go on whoever the credit returned so far makes room for."""
+        with self._lock:
             wake = self._wake_locked()
         if wake is not None:
             wake()
@@ -331,6 +357,7 @@ class EventCredit:
                 delivered = self.delivered
                 remote = _granter(grant, delivered)
                 wake = remote if wake is None else _both(wake, remote)
+        self._update_waiting_locked()
         return wake
 
     # ------------------------------------------------------------ stopping
@@ -343,6 +370,7 @@ class EventCredit:
             waiters, self._async_waiters = self._async_waiters, []
             grant = self._remote_grant
             self._remote_need = self._remote_grant = None
+            self._update_waiting_locked()
             delivered = self.delivered
         if waiters:
             _resolver(waiters)()

@@ -1094,7 +1094,8 @@ class ProcessPool:
         if len(segments) > 2:
             for segment in segments[2:]:
                 size += len(segment)
-        credit = job.task._credit
+        task = job.task
+        credit = task._credit
         credit.spent += size  # the listener is the only writer for a process task: no lock
         if job.finished:
             credit.release(size)
@@ -1107,7 +1108,7 @@ class ProcessPool:
             if job.failure is None:
                 job.failure = _unpickling_error(f"the payload of event {name!r}", error)
             return
-        self._host._deliver_event(job.task, name, data, size, aux == 1)
+        self._host._deliver_event(task, name, data, size, aux == 1)
 
     def _on_blocked(self, worker: _Worker, job: _Job, segments: list[Any]) -> None:
         """The worker waits for event credit: grant it once the drain has delivered enough."""
