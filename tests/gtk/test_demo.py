@@ -111,7 +111,9 @@ def test_screenshots_show_the_task_list_and_progress_bars(
     if manifest["processes"]:
         assert errors["crash"]["error"].startswith("WorkerCrashedError")
         replaced = [t for t in shots["03-render-replaced"]["tasks"] if t["key"] == "fractal"]
-        assert [t["status"] for t in replaced] == ["cancelled", "running"]
+        # The replaced render and its successor (an earlier render that completed
+        # before the tour pressed Render again may be listed before them).
+        assert [t["status"] for t in replaced][-2:] == ["cancelled", "running"]
         stubborn = [t for t in shots["06-cancelling"]["tasks"] if t["key"] == "stubborn"]
         assert stubborn[0]["status"] == "running"
         stopped = [t for t in shots["07-forced-stop"]["tasks"] if t["key"] == "stubborn"]

@@ -79,7 +79,9 @@ def test_qt_screenshots_show_the_tasks(tour: tuple[subprocess.CompletedProcess[s
     assert 0 < running["overall"]["value"] < 1
 
     replaced = [t for t in shots["03-render-replaced"]["tasks"] if t["key"] == "fractal"]
-    assert [t["status"] for t in replaced] == ["cancelled", "running"]
+    # The replaced render and its successor (an earlier render that completed
+    # before the tour pressed Render again may be listed before them).
+    assert [t["status"] for t in replaced][-2:] == ["cancelled", "running"]
 
     errors = {task["key"]: task for task in shots["05-errors"]["tasks"]}
     assert errors["settings"]["status"] == "failed"
