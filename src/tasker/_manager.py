@@ -34,11 +34,9 @@ from ._flow import (
     EventCredit,
     check_event_buffer,
     payload_size,
-    send_async,
-    send_now,
-    send_waiting,
 )
 from ._group import Group
+from ._local import LocalTasks
 from ._owners import Owners, mute
 from ._pausing import PauseControl
 from ._progress import overall_eta, weighted_progress
@@ -48,8 +46,6 @@ from ._timeline import TRACE_HISTORY, Record, build_trace, record, write_json
 
 if TYPE_CHECKING:
     import asyncio
-
-    from gi.repository import Gio
 
     from ._backend import ExecutionBackend, ProcessBackend
     from ._coroutines import LoopThread
@@ -148,7 +144,7 @@ class TaskManager:
         self._process_pool: ProcessPool | None = None
         # What run_process submits to: the local pool or options["process_backend"].
         self._process_backend: ExecutionBackend | None = None
-        self._async_tasks: dict[int, Any] = {}  # touched on the coroutine loop's thread only
+        self._local = LocalTasks(self)
         self._executor_calls: ExecutorCalls | None = None
         if prestart_workers:
             self.start_workers()
@@ -501,7 +497,7 @@ class TaskManager:
         kwargs: dict[str, Any],
         task: Task[Any],
     ) -> None:
-        if not self._loop().call_soon(self._start_coroutine, task, coro_fn, args, kwargs):
+        if not self._loop().call_soon(self._local.start_coroutine, task, coro_fn, args, kwargs):
             self._refused(task)
 
     def _hand_thread(
@@ -512,7 +508,7 @@ class TaskManager:
         task: Task[Any],
     ) -> None:
         if not self._threads().submit(
-            functools.partial(self._run_thread_task, task, func, args, kwargs)
+            functools.partial(self._local.run_thread_task, task, func, args, kwargs)
         ):
             self._refused(task)
 
@@ -863,7 +859,7 @@ class TaskManager:
         elif was_pending:
             self._finish(task)
         elif task.kind is TaskKind.COROUTINE:
-            self._loop().call_soon(self._cancel_coroutine, task)
+            self._loop().call_soon(self._local.cancel_coroutine, task)
 
     def _mark_timed_out(self, task: Task[Any]) -> bool:
         """Record that ``task`` ran past its timeout; False if it is already stopping."""
@@ -1064,126 +1060,6 @@ class TaskManager:
                         backend = self._process_backend = chosen
         return backend
 
-    def _local_context(self, task: Task[Any]) -> ExecutionContext:
-        return ExecutionContext(
-            task._report, task._cancel_flag, 0, _LocalBackend(self, task), pause_index=1
-        )
-
-    def _local_cancellable(self, task: Task[Any]) -> Gio.Cancellable:
-        from gi.repository import Gio
-
-        with self._lock:
-            cancellable = task._cancellable
-            if cancellable is None:
-                cancellable = task._cancellable = Gio.Cancellable()
-            stopping = task._stop_reason is not None
-        if stopping:
-            cancellable.cancel()
-        return cancellable
-
-    # coroutine tasks: these run on the manager's asyncio loop thread
-
-    def _start_coroutine(
-        self,
-        task: Task[Any],
-        coro_fn: Callable[..., Awaitable[Any]],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> None:
-        restart = functools.partial(
-            self._loop().call_soon, self._start_coroutine, task, coro_fn, args, kwargs
-        )
-        if not self._mark_running(task, None, restart):
-            return
-        import asyncio
-
-        try:
-            awaitable = coro_fn(self._local_context(task), *args, **kwargs)
-        except BaseException as error:
-            self._finish(task, error=error)
-            return
-        loop = asyncio.get_running_loop()
-        handle = loop.create_task(self._run_coroutine(task, awaitable))
-        handle.add_done_callback(functools.partial(self._coroutine_ended, task, awaitable))
-        self._async_tasks[task.id] = handle
-        if task.timeout is not None:
-            loop.call_later(task.timeout, self._check_timeout, task)
-
-    async def _run_coroutine(self, task: Task[Any], awaitable: Awaitable[Any]) -> None:
-        import asyncio
-
-        try:
-            result = await awaitable
-        except asyncio.CancelledError:
-            self._finish(task, cancelled=True)
-        except BaseException as error:
-            self._finish(task, error=error)
-        else:
-            self._finish(task, result=result)
-
-    def _coroutine_ended(self, task: Task[Any], awaitable: Awaitable[Any], handle: Any) -> None:
-        self._async_tasks.pop(task.id, None)
-        if handle.cancelled():
-            # Cancelled before its first step, so _run_coroutine's handlers never
-            # ran: finish the task here and close the coroutine that never started.
-            close = getattr(awaitable, "close", None)
-            if close is not None:
-                close()
-            self._finish(task, cancelled=True)
-
-    def _cancel_coroutine(self, task: Task[Any]) -> None:
-        handle = self._async_tasks.get(task.id)
-        if handle is not None:
-            handle.cancel()
-
-    def _check_timeout(self, task: Task[Any]) -> None:
-        """On the loop thread: time a coroutine or thread task out, unless it was paused.
-
-        Paused time does not count: then the check comes back when the
-        unpaused time could be up.
-        """
-        if task._status.is_final or task.timeout is None:
-            return
-        left = task.timeout - task._active_run_time(time.monotonic())
-        if left > 0.001:
-            self._loop().call_later(left, self._check_timeout, task)
-        elif self._mark_timed_out(task) and task.kind is TaskKind.COROUTINE:
-            self._cancel_coroutine(task)
-
-    # thread tasks: this runs on a pool thread
-
-    def _run_thread_task(
-        self,
-        task: Task[Any],
-        func: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> None:
-        restart = functools.partial(
-            self._threads().submit,
-            functools.partial(self._run_thread_task, task, func, args, kwargs),
-        )
-        if not self._mark_running(task, threading.current_thread().name, restart):
-            return
-        if task.timeout is not None:
-            self._loop().call_later(task.timeout, self._check_timeout, task)
-        try:
-            result = func(self._local_context(task), *args, **kwargs)
-        except BaseException as error:
-            finished = self._finish(task, error=error)
-            outcome = f"exception {error!r}"
-        else:
-            finished = self._finish(task, result=result)
-            outcome = f"result of type {type(result).__name__}"
-        if not finished:
-            # shutdown() gave up waiting and finished it as cancelled.
-            logger.warning(
-                "thread task %r returned after shutdown had ended it as cancelled; "
-                "its %s is discarded",
-                task.key,
-                outcome,
-            )
-
     # ------------------------------------------------------------ groups, owners
 
     def _scheduled_delivered(self, task: Task[Any]) -> None:
@@ -1309,42 +1185,6 @@ class TaskManager:
 
     def __exit__(self, *exc_info: object) -> None:
         self.shutdown()
-
-
-class _LocalBackend:
-    """Context backend for coroutine and thread tasks, which share our memory."""
-
-    __slots__ = ("_manager", "_task")
-
-    def __init__(self, manager: TaskManager, task: Task[Any]) -> None:
-        self._manager = manager
-        self._task = task
-
-    def send_event(self, name: str, data: Any, coalesce: bool) -> None:
-        task = self._task
-        if task.kind is TaskKind.THREAD:
-            send_waiting(self._manager, task, name, data, coalesce)
-        else:
-            send_now(self._manager, task, name, data, coalesce)
-
-    async def send_event_async(self, name: str, data: Any, coalesce: bool) -> None:
-        task = self._task
-        if task.kind is TaskKind.THREAD:
-            send_waiting(self._manager, task, name, data, coalesce)
-        else:
-            await send_async(self._manager, task, name, data, coalesce)
-
-    def flush(self) -> None:
-        self._manager._delivery.mark_dirty(self._task._report, urgent=True)
-
-    def cancellable(self) -> Gio.Cancellable:
-        return self._manager._local_cancellable(self._task)
-
-    def wait_while_paused(self) -> None:
-        self._manager._pausing.wait_while_paused(self._task)
-
-    async def async_wait_while_paused(self) -> None:
-        await self._manager._pausing.async_wait_while_paused(self._task)
 
 
 def _waiting_first(tasks: list[Task[Any]]) -> list[Task[Any]]:
