@@ -10,7 +10,7 @@ import contextlib
 
 from ._task import CancelReason, TaskStatus
 
-__all__ = ["eta_text", "placeholder_message", "status_text"]
+__all__ = ["describe_error", "eta_text", "placeholder_message", "status_text"]
 
 _STATUS_TEXT = {
     TaskStatus.PENDING: "Waiting",
@@ -29,6 +29,15 @@ _CANCEL_TEXT = {
     CancelReason.GROUP: "Group stopped",
     CancelReason.SHUTDOWN: "Shut down",
 }
+
+
+def describe_error(error: BaseException | None) -> str:
+    """Return ``"TypeName: message"`` for an exception, ``""`` for None."""
+    if error is None:
+        return ""
+    text = str(error)
+    name = type(error).__name__
+    return f"{name}: {text}" if text else name
 
 
 def status_text(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import sys
 import time
@@ -18,22 +17,18 @@ gi.require_version("Gdk", "4.0")
 
 from gi.repository import Gdk, Gio, GLib, Gtk, Pango  # noqa: E402 - after require_version
 
-from .. import Task, TaskStatus, task_mgr  # noqa: E402
+from .. import Task, task_mgr  # noqa: E402
 from ..gtk import TaskListModel, TaskListView, TaskProgressBar  # noqa: E402
-from ..gtk._model import describe_error  # noqa: E402
 from . import _work  # noqa: E402
+from ._actions import (  # noqa: E402
+    FRACTAL_SIZE,
+    PROCESSES_AVAILABLE,
+    DemoActions,
+    _run_cpu,
+)
 from ._server import DataServer  # noqa: E402
 
 __all__ = ["PROCESSES_AVAILABLE", "DemoApplication", "DemoWindow"]
-
-#: Whether this tasker build has the worker-process pool behind ``run_process``.
-PROCESSES_AVAILABLE = importlib.util.find_spec("tasker._process") is not None
-
-FRACTAL_SIZE = (420, 280)
-DOWNLOAD_BYTES = 24 * 1024 * 1024
-DOWNLOAD_RATE = 6 * 1024 * 1024
-HASH_MEGABYTES = 1536
-BROKEN_SETTINGS = "theme = dark\nunits = mm\nlaser power 80 %\nspeed = 1200\n"
 
 
 class FractalView(Gtk.Box):
@@ -163,7 +158,9 @@ def _action_button(title: str, caption: str, handler: Callable[[], object]) -> G
     return button
 
 
-class DemoWindow(Gtk.ApplicationWindow):
+# The ignore: with a second base, mypy compares Gtk.ApplicationWindow's own
+# bases, whose stubs disagree among themselves (Widget vs ActionGroup).
+class DemoWindow(Gtk.ApplicationWindow, DemoActions):  # type: ignore[misc]
     """Buttons that start each kind of task, the fractal, the task list and the overall bar."""
 
     def __init__(self, app: Gtk.Application, server_url: str) -> None:
@@ -242,7 +239,7 @@ class DemoWindow(Gtk.ApplicationWindow):
             self.buttons[name] = button
             actions.append(button)
 
-        self.fractal = FractalView(*FRACTAL_SIZE)
+        self.fractal: FractalView = FractalView(*FRACTAL_SIZE)
         self.log = ActivityLog()
         centre = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=6, hexpand=True)
         centre.append(_heading("Fractal"))
@@ -251,7 +248,7 @@ class DemoWindow(Gtk.ApplicationWindow):
         centre.append(_heading("Activity"))
         centre.append(Gtk.Frame(child=self.log, vexpand=True))
 
-        self.model = TaskListModel(keep_finished=6)
+        self.model: TaskListModel = TaskListModel(keep_finished=6)
         self.task_list = TaskListView(self.model, placeholder="No tasks: start one on the left")
         self.task_list.set_size_request(420, -1)
         tasks = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=6)
@@ -277,142 +274,24 @@ class DemoWindow(Gtk.ApplicationWindow):
 
     # ----------------------------------------------------------------- actions
 
-    def start_download(self) -> Task[Any]:
-        """A real I/O coroutine: download from the local server with asyncio streams."""
-        url = f"{self.server_url}/data?size={DOWNLOAD_BYTES}&rate={DOWNLOAD_RATE}"
-        return task_mgr.add_coroutine(
-            _work.download,
-            url,
-            key="download",
-            when_done=self._logger(
-                "download",
-                lambda r: (
-                    f"{r['bytes'] / 2**20:.0f} MiB in {r['seconds']:.1f} s, "
-                    f"sha256 {r['sha256'][:12]}…"
-                ),
-            ),
-        )
-
-    def start_render(self) -> Task[Any]:
-        """Render the next fractal view in a process; the same key replaces a running render."""
-        self.render_count += 1
-        number = self.render_count
-        previous = self.render_task
-        replacing = previous is not None and not previous.is_final()
-        self.fractal.clear(
-            f"Render #{number}" + (f" replaced render #{number - 1}" if replacing else "")
-        )
-        task = task_mgr.run_process(
-            _work.render_fractal,
-            *FRACTAL_SIZE,
-            number - 1,
-            key="fractal",
-            when_event=self._on_fractal_event,
-            when_done=self._logger(
-                f"fractal #{number}",
-                lambda r: f"{r['rows']} rows in {r['seconds']:.1f} s (pid {r['pid']})",
-            ),
-        )
-        self.render_task = task
-        return task
-
-    def _on_fractal_event(self, task: Task[Any], name: str, data: Any) -> None:
-        # A replaced render's last rows can still arrive: draw only the current one.
-        if name == "rows" and task is self.render_task:
-            first, count, rgb = data
-            self.fractal.add_rows(first, count, rgb)
-
-    def start_hash(self) -> Task[Any]:
-        """A thread task: hashing releases the GIL, so threads are the right tool."""
-        return task_mgr.run_thread(
-            _work.hash_data,
-            HASH_MEGABYTES,
-            key="hash",
-            when_done=self._logger("hash", lambda r: f"blake2b {r[:16]}…"),
-        )
-
-    def start_pipeline(self) -> Task[Any]:
-        """A multi-stage task whose stages report through ``sub_context``."""
-        run = task_mgr.run_process if PROCESSES_AVAILABLE else task_mgr.run_thread
-        return run(
-            _work.import_pipeline,
-            12,
-            key="import",
-            when_done=self._logger("import", lambda r: f"{r['records']} records"),
-        )
-
-    def start_failing(self) -> Task[Any]:
-        """A task that raises: its row and the log show the error, type included."""
-        run = task_mgr.run_process if PROCESSES_AVAILABLE else task_mgr.run_thread
-        return run(
-            _work.parse_settings,
-            BROKEN_SETTINGS,
-            key="settings",
-            when_done=self._logger("settings"),
-        )
-
-    def start_crash(self) -> Task[Any]:
-        """A worker that dies mid-task: the task fails with WorkerCrashedError."""
-        return task_mgr.run_process(
-            _work.crash_worker, 3, key="crash", when_done=self._logger("crash")
-        )
-
-    def start_stubborn(self) -> Task[Any]:
-        """A process that ignores cancellation: it is killed ``cancel_grace`` after a cancel."""
-        return task_mgr.run_process(
-            _work.stubborn_render,
-            60.0,
-            key="stubborn",
-            cancel_grace=2.0,
-            when_done=self._logger("stubborn"),
-        )
-
     def start_export(self) -> Task[Any]:
         """A long export that counts five times a quick task in the overall bar.
 
         It calls ``context.checkpoint()`` per frame, so its row's pause
         toggle pauses it between two frames; its row shows the time left.
         """
-        run = task_mgr.run_process if PROCESSES_AVAILABLE else task_mgr.run_thread
-        return run(
+        return _run_cpu()(
             _work.export_video,
             key="export",
             weight=5.0,
-            when_done=self._logger(
+            when_done=self.log_done(
                 "export", lambda r: f"{r['frames']} frames in {r['seconds']:.1f} s"
             ),
         )
 
-    def cancel_all(self) -> int:
-        """Cancel every live task; returns how many were asked to stop."""
-        cancelled = task_mgr.cancel_all()
-        # Show "Cancelling…" now, even for tasks that will not report again.
-        self.model.refresh()
-        return cancelled
-
-    def log_done(
-        self, title: str, describe: Callable[[Any], str] | None = None
-    ) -> Callable[[Task[Any]], None]:
-        """A ``when_done`` that logs how the task ended (for the scheduling scenes)."""
-        return self._logger(title, describe)
-
-    def _logger(
-        self, title: str, describe: Callable[[Any], str] | None = None
-    ) -> Callable[[Task[Any]], None]:
-        def when_done(task: Task[Any]) -> None:
-            status = task.get_status()
-            if status is TaskStatus.COMPLETED:
-                detail = describe(task.result()) if describe else "done"
-                line = f"✓ {title}: {detail}"
-            elif status is TaskStatus.FAILED:
-                line = f"✗ {title}: {describe_error(task.exception())}"
-            else:
-                reason = task.cancel_reason
-                why = f" ({reason.value.replace('_', ' ')})" if reason is not None else ""
-                line = f"■ {title}: cancelled{why}"
-            self.log.add(line)
-
-        return when_done
+    def add_log(self, line: str) -> None:
+        """Append a line to the activity log."""
+        self.log.add(line)
 
 
 class DemoApplication(Gtk.Application):

@@ -32,20 +32,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .. import Task, TaskStatus, task_mgr
-from ..qt import QtDispatcher, TaskListWidget, TaskProgressBar
-from ..qt._model import describe_error
+from .. import Task, task_mgr
+from ..qt import QtDispatcher, TaskListModel, TaskListWidget, TaskProgressBar
 from ..qt._widgets import status_text
-from . import _work
+from ._actions import FRACTAL_SIZE, DemoActions
 from ._server import DataServer
 
 __all__ = ["QtDemoWindow", "QtTour", "main"]
 
-FRACTAL_SIZE = (420, 280)
-DOWNLOAD_BYTES = 24 * 1024 * 1024
-DOWNLOAD_RATE = 6 * 1024 * 1024
-HASH_MEGABYTES = 1536
-BROKEN_SETTINGS = "theme = dark\nunits = mm\nlaser power 80 %\nspeed = 1200\n"
 #: Longest wait for one tour step; generous because CI machines can be slow.
 STEP_TIMEOUT = 90.0
 
@@ -137,7 +131,7 @@ def _heading(text: str) -> QLabel:
     return label
 
 
-class QtDemoWindow(QMainWindow):
+class QtDemoWindow(QMainWindow, DemoActions):
     """Buttons that start each kind of task, the fractal, the task list and the overall bar."""
 
     def __init__(self, server_url: str) -> None:
@@ -188,7 +182,7 @@ class QtDemoWindow(QMainWindow):
             actions.addWidget(button)
         actions.addStretch(1)
 
-        self.fractal = FractalView(*FRACTAL_SIZE)
+        self.fractal: FractalView = FractalView(*FRACTAL_SIZE)
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setAccessibleName("Activity log")
@@ -202,7 +196,7 @@ class QtDemoWindow(QMainWindow):
         self.task_list = TaskListWidget(
             keep_finished=6, placeholder="No tasks: start one on the left"
         )
-        self.model = self.task_list.model
+        self.model: TaskListModel = self.task_list.model
         self.task_list.setMinimumWidth(560)
         tasks = QVBoxLayout()
         tasks.addWidget(_heading("Tasks"))
@@ -226,121 +220,10 @@ class QtDemoWindow(QMainWindow):
 
     # ----------------------------------------------------------------- actions
 
-    def start_download(self) -> Task[Any]:
-        """A real I/O coroutine: download from the local server with asyncio streams."""
-        url = f"{self.server_url}/data?size={DOWNLOAD_BYTES}&rate={DOWNLOAD_RATE}"
-        return task_mgr.add_coroutine(
-            _work.download,
-            url,
-            key="download",
-            when_done=self._logger(
-                "download",
-                lambda r: (
-                    f"{r['bytes'] / 2**20:.0f} MiB in {r['seconds']:.1f} s, "
-                    f"sha256 {r['sha256'][:12]}…"
-                ),
-            ),
-        )
-
-    def start_render(self) -> Task[Any]:
-        """Render the next fractal view in a process; the same key replaces a running render."""
-        self.render_count += 1
-        number = self.render_count
-        previous = self.render_task
-        replacing = previous is not None and not previous.is_final()
-        self.fractal.clear(
-            f"Render #{number}" + (f" replaced render #{number - 1}" if replacing else "")
-        )
-        task = task_mgr.run_process(
-            _work.render_fractal,
-            *FRACTAL_SIZE,
-            number - 1,
-            key="fractal",
-            when_event=self._on_fractal_event,
-            when_done=self._logger(
-                f"fractal #{number}",
-                lambda r: f"{r['rows']} rows in {r['seconds']:.1f} s (pid {r['pid']})",
-            ),
-        )
-        self.render_task = task
-        return task
-
-    def _on_fractal_event(self, task: Task[Any], name: str, data: Any) -> None:
-        # A replaced render's last rows can still arrive: draw only the current one.
-        if name == "rows" and task is self.render_task:
-            first, count, rgb = data
-            self.fractal.add_rows(first, count, rgb)
-
-    def start_hash(self) -> Task[Any]:
-        """A thread task: hashing releases the GIL, so threads are the right tool."""
-        return task_mgr.run_thread(
-            _work.hash_data,
-            HASH_MEGABYTES,
-            key="hash",
-            when_done=self._logger("hash", lambda r: f"blake2b {r[:16]}…"),
-        )
-
-    def start_pipeline(self) -> Task[Any]:
-        """A multi-stage task whose stages report through ``sub_context``."""
-        return task_mgr.run_process(
-            _work.import_pipeline,
-            12,
-            key="import",
-            when_done=self._logger("import", lambda r: f"{r['records']} records"),
-        )
-
-    def start_failing(self) -> Task[Any]:
-        """A task that raises: its row and the log show the error, type included."""
-        return task_mgr.run_process(
-            _work.parse_settings,
-            BROKEN_SETTINGS,
-            key="settings",
-            when_done=self._logger("settings"),
-        )
-
-    def start_crash(self) -> Task[Any]:
-        """A worker that dies mid-task: the task fails with WorkerCrashedError."""
-        return task_mgr.run_process(
-            _work.crash_worker, 3, key="crash", when_done=self._logger("crash")
-        )
-
-    def start_stubborn(self) -> Task[Any]:
-        """A process that ignores cancellation: it is killed ``cancel_grace`` after a cancel."""
-        return task_mgr.run_process(
-            _work.stubborn_render,
-            60.0,
-            key="stubborn",
-            cancel_grace=2.0,
-            when_done=self._logger("stubborn"),
-        )
-
-    def cancel_all(self) -> int:
-        """Cancel every live task; returns how many were asked to stop."""
-        cancelled = sum(task.cancel() for task in list(task_mgr))
-        # Show "Cancelling…" now, even for tasks that will not report again.
-        self.model.refresh()
-        return cancelled
-
     def add_log(self, line: str) -> None:
         """Append a line to the activity log."""
         self.log_lines.append(line)
         self.log.appendPlainText(line)
-
-    def _logger(
-        self, title: str, describe: Callable[[Any], str] | None = None
-    ) -> Callable[[Task[Any]], None]:
-        def when_done(task: Task[Any]) -> None:
-            status = task.get_status()
-            if status is TaskStatus.COMPLETED:
-                detail = describe(task.result()) if describe else "done"
-                line = f"✓ {title}: {detail}"
-            elif status is TaskStatus.FAILED:
-                line = f"✗ {title}: {describe_error(task.exception())}"
-            else:
-                line = f"■ {title}: cancelled"
-            self.add_log(line)
-
-        return when_done
 
 
 def _ignore_result(fn: Callable[[], object]) -> Callable[[], None]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from gi.repository import Gio, GLib, GObject
 
+from .._labels import describe_error
 from .._task import Task, TaskStatus
 
 if TYPE_CHECKING:
@@ -34,15 +35,6 @@ def check_thread(owner: int, what: str) -> None:
             "that created it; GTK objects must only be touched on the main thread (was the "
             "TaskManager given a scheduler that runs callbacks elsewhere?)"
         )
-
-
-def describe_error(error: BaseException | None) -> str:
-    """Return ``"TypeName: message"`` for an exception, ``""`` for None."""
-    if error is None:
-        return ""
-    text = str(error)
-    name = type(error).__name__
-    return f"{name}: {text}" if text else name
 
 
 class TaskItem(GObject.Object):

@@ -17,6 +17,7 @@ from PySide6.QtCore import (
     Signal,
 )
 
+from .._labels import describe_error
 from .._task import Task, TaskStatus
 
 if TYPE_CHECKING:
@@ -97,15 +98,6 @@ _SNAPSHOT_ROLES = (
     TaskRole.PAUSE,
     TaskRole.CANCEL_REASON,
 )
-
-
-def describe_error(error: BaseException | None) -> str:
-    """Return ``"TypeName: message"`` for an exception, ``""`` for None."""
-    if error is None:
-        return ""
-    text = str(error)
-    name = type(error).__name__
-    return f"{name}: {text}" if text else name
 
 
 def _clamp(value: float) -> float:
